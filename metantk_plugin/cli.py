@@ -1,0 +1,48 @@
+"""The ``metantk`` command. Each subcommand lives in ``metantk_plugin.commands.<name>``
+and exposes ``add_parser(subparsers)``, which registers its parser with
+``set_defaults(func=run)``; ``run(args) -> int`` is the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from metantk_plugin import __version__, commands
+
+_DESCRIPTION = """\
+MetaNTK: a training-free proxy for how well an architecture meta-learns, and
+MetaNTK-NAS, the search that prunes a supernet with it.
+
+Typical day:
+  metantk search --space nb201 --data synthetic        # find a cell without training
+  metantk score --space nb201 --archs sample:100 --proxies metantk,synflow --out s.h5
+  metantk correlate s.h5 --dataset cifar10             # how well each proxy ranks
+Run 'metantk COMMAND --help' for the options of one command."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metantk", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"metantk-plugin {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{commands.__name__}.{info.name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``metantk`` CLI, one module each (see :mod:`metantk_plugin.cli`)."""

@@ -1,0 +1,18 @@
+"""Pure tensor maths: empirical NTK backends, the MetaNTK algebra and condition numbers."""
+
+from metantk_plugin.kernels.condition import DegenerateKernelWarning, condition_number, kernel_eigenvalues
+from metantk_plugin.kernels.metantk import inner_loop_operator, metantk_from_kernels
+from metantk_plugin.kernels.ntk import BACKENDS, NTKResult, empirical_ntk, kernel_modules, split_output
+
+__all__ = [
+    "BACKENDS",
+    "DegenerateKernelWarning",
+    "NTKResult",
+    "condition_number",
+    "empirical_ntk",
+    "inner_loop_operator",
+    "kernel_eigenvalues",
+    "kernel_modules",
+    "metantk_from_kernels",
+    "split_output",
+]

@@ -1,0 +1,291 @@
+"""Empirical NTK of a scalar network output, by three interchangeable backends.
+
+For a network with output ``out(x)`` (``[N, k]`` logits) let ``g(x) = sum_k out(x)_k``.
+The empirical NTK over the selected parameters ``W_l`` is
+
+    Θ(x_n, x_m) = Σ_l ⟨∂g(x_n)/∂W_l, ∂g(x_m)/∂W_l⟩,        Θ: [N, N]
+
+The selected parameters are the weights (and, on request, biases) of every ``Conv2d``
+and ``Linear`` module that takes part in the forward pass; normalisation layers are
+never included. Each backend also returns the per-module Gram matrices, so the head
+kernel used by ANIL (the head's own share of Θ) comes from the same pass.
+
+Backends:
+
+* ``"gram"`` (default, fastest): one batched forward and one backward to the module
+  outputs; per-sample weight gradients are formed one layer at a time from the
+  captured inputs and output gradients (im2col for convolutions) and reduced to a
+  Gram matrix at once, so the full ``N x |θ|`` Jacobian never exists.
+* ``"vmap"``: ``torch.func.vmap`` of per-sample ``grad``; holds ``N x |θ|``.
+* ``"loop"``: one forward and backward per sample; the plain reference for tests.
+
+Samples must be independent: BatchNorm in training mode couples them, so a network
+holding one is refused (use GroupNorm, ``eval()``, or no normalisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["BACKENDS", "NTKResult", "empirical_ntk", "kernel_modules", "split_output"]
+
+BACKENDS = ("gram", "vmap", "loop")
+_KERNEL_TYPES = (nn.Conv2d, nn.Linear)
+
+
+def split_output(out: torch.Tensor | tuple | list) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features, logits)`` from a network output that is a tensor or a (features, logits) pair."""
+    if isinstance(out, torch.Tensor):
+        return out, out
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        features, logits = out
+        if isinstance(features, (tuple, list)):  # MetaNAS/RFS style ([features], logits)
+            features = features[-1]
+        return features, logits
+    raise TypeError(
+        "a network must return a tensor or a (features, logits) pair; "
+        f"got {type(out).__name__}"
+    )
+
+
+@dataclass
+class NTKResult:
+    """``ntk`` [N, N]; ``head_kernel`` [N, N] (the head's share, or None without a head);
+    ``features`` [N, D] of the body; ``layer_grams`` name -> [N, N]."""
+
+    ntk: torch.Tensor
+    head_kernel: torch.Tensor | None
+    features: torch.Tensor
+    layer_grams: dict[str, torch.Tensor]
+
+
+class _WithHead(nn.Module):
+    """The body followed by a linear head on its features: ``head(features(x))``."""
+
+    def __init__(self, body: nn.Module, head: nn.Linear | None):
+        super().__init__()
+        self.body = body
+        self.head = head
+        self.last_features: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features, logits = split_output(self.body(x))
+        self.last_features = features
+        if self.head is None:
+            return logits
+        return self.head(features.flatten(1))
+
+
+def kernel_modules(network: nn.Module) -> dict[str, nn.Module]:
+    """The modules whose weights enter the NTK: every Conv2d and Linear, by qualified name."""
+    return {name: m for name, m in network.named_modules() if isinstance(m, _KERNEL_TYPES)}
+
+
+def _check_independent(network: nn.Module) -> None:
+    for name, m in network.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            raise ValueError(
+                f"module {name!r} is a {type(m).__name__} in training mode: it mixes samples, so "
+                "per-sample gradients (and the NTK) are undefined. Build the network with GroupNorm "
+                "or no normalisation for kernels, or call network.eval() first."
+            )
+
+
+def _selected_params(modules: dict[str, nn.Module], include_bias: bool) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    chosen: dict[str, list[tuple[str, nn.Parameter]]] = {}
+    for name, m in modules.items():
+        params = [("weight", m.weight)]
+        if include_bias and m.bias is not None:
+            params.append(("bias", m.bias))
+        chosen[name] = params
+    return chosen
+
+
+def empirical_ntk(
+    network: nn.Module,
+    x: torch.Tensor,
+    *,
+    head: nn.Linear | None = None,
+    include_bias: bool = False,
+    backend: str = "gram",
+) -> NTKResult:
+    """Empirical NTK of ``g(x) = sum(head(features(x)))`` (or of the network's own logits
+    when ``head`` is None) over the Conv2d/Linear weights of network and head.
+
+    ``x``: [N, *input_shape]. Returns an :class:`NTKResult` in the dtype of ``x``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown NTK backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        raise ValueError(f"x must be a batch tensor [N, *input_shape], got {getattr(x, 'shape', x)!r}")
+    _check_independent(network)
+    model = _WithHead(network, head)
+    modules = kernel_modules(model)
+    if not modules:
+        raise ValueError("the network has no Conv2d or Linear module, so its NTK is empty")
+    params = _selected_params(modules, include_bias)
+    flags = {id(p): p.requires_grad for plist in params.values() for _, p in plist}
+    for plist in params.values():
+        for _, p in plist:
+            p.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            if backend == "gram":
+                grams, features = _gram_backend(model, modules, params, x)
+            elif backend == "vmap":
+                grams, features = _vmap_backend(model, params, x)
+            else:
+                grams, features = _loop_backend(model, params, x)
+    finally:
+        for plist in params.values():
+            for _, p in plist:
+                p.requires_grad_(flags[id(p)])
+    n = x.shape[0]
+    ntk = torch.zeros(n, n, dtype=x.dtype, device=x.device)
+    for gram in grams.values():
+        ntk = ntk + gram
+    head_kernel = grams.get("head", torch.zeros_like(ntk)) if head is not None else None
+    return NTKResult(ntk, head_kernel, features.detach(), grams)
+
+
+# ---------------------------------------------------------------- reference loop
+def _loop_backend(model: _WithHead, params, x):
+    names = [(m, pname, p) for m, plist in params.items() for pname, p in plist]
+    rows: list[list[torch.Tensor]] = []
+    features = []
+    for i in range(x.shape[0]):
+        g = model(x[i : i + 1]).sum()
+        features.append(model.last_features.detach())
+        grads = torch.autograd.grad(g, [p for _, _, p in names], allow_unused=True)
+        rows.append([torch.zeros_like(p).flatten() if gr is None else gr.flatten()
+                     for (_, _, p), gr in zip(names, grads)])
+    grams: dict[str, torch.Tensor] = {}
+    for j, (mname, _, _) in enumerate(names):
+        jac = torch.stack([r[j] for r in rows])
+        grams[mname] = grams.get(mname, 0) + jac @ jac.T
+    return grams, torch.cat(features)
+
+
+# ---------------------------------------------------------------- torch.func vmap
+def _vmap_backend(model: _WithHead, params, x):
+    from torch.func import functional_call, grad, vmap
+
+    all_params = dict(model.named_parameters())
+    keys = [f"{m}.{pname}" for m, plist in params.items() for pname, _ in plist]
+    buffers = dict(model.named_buffers())
+    frozen = {k: v.detach() for k, v in all_params.items() if k not in keys}
+
+    def g_single(selected: dict, xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, ({**frozen, **selected}, buffers), (xi.unsqueeze(0),)).sum()
+
+    selected = {k: all_params[k].detach() for k in keys}
+    per_sample = vmap(grad(g_single), in_dims=(None, 0))(selected, x)
+    grams: dict[str, torch.Tensor] = {}
+    for key in keys:
+        mname = key.rsplit(".", 1)[0]
+        jac = per_sample[key].flatten(1)
+        grams[mname] = grams.get(mname, 0) + jac @ jac.T
+    with torch.no_grad():
+        model(x)
+    return grams, model.last_features
+
+
+# ---------------------------------------------------------------- per-layer Gram
+def _gram_backend(model: _WithHead, modules, params, x):
+    calls: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+
+    def make_hook(name: str) -> Callable:
+        def hook(module, inputs, output):
+            calls.append((name, inputs[0].detach(), output))
+
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(name)) for name, m in modules.items()]
+    try:
+        out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    features = model.last_features
+    used = [c for c in calls if c[2].requires_grad]
+    grad_outputs = torch.autograd.grad(out.sum(), [c[2] for c in used], allow_unused=True)
+    per_sample: dict[str, dict[str, torch.Tensor]] = {}
+    for (name, inp, _), gout in zip(used, grad_outputs):
+        if gout is None:
+            continue
+        module = modules[name]
+        sample_grads = _per_sample_grads(module, inp, gout, params[name])
+        acc = per_sample.setdefault(name, {})
+        for pname, gs in sample_grads.items():
+            acc[pname] = acc[pname] + gs if pname in acc else gs
+    grams = {}
+    for name, acc in per_sample.items():
+        grams[name] = sum(_gram(gs) for gs in acc.values())
+    return grams, features
+
+
+def _gram(per_sample: torch.Tensor) -> torch.Tensor:
+    flat = per_sample.flatten(1)
+    return flat @ flat.T
+
+
+def _per_sample_grads(module: nn.Module, inp: torch.Tensor, gout: torch.Tensor, plist) -> dict[str, torch.Tensor]:
+    wanted = {pname for pname, _ in plist}
+    n = inp.shape[0]
+    if isinstance(module, nn.Linear):
+        a = inp.reshape(n, -1, inp.shape[-1])
+        b = gout.reshape(n, -1, gout.shape[-1])
+        grads = {"weight": torch.einsum("nso,nsi->noi", b, a)}
+        if "bias" in wanted:
+            grads["bias"] = b.sum(1)
+        return {k: v for k, v in grads.items() if k in wanted}
+    return _conv2d_per_sample_grads(module, inp, gout, wanted)
+
+
+def _conv2d_per_sample_grads(
+    conv: nn.Conv2d, inp: torch.Tensor, gout: torch.Tensor, wanted
+) -> dict[str, torch.Tensor]:
+    if conv.padding_mode != "zeros":
+        raise ValueError(
+            f"Conv2d padding_mode {conv.padding_mode!r} is not supported by the 'gram' backend; use 'vmap'"
+        )
+    n, groups = inp.shape[0], conv.groups
+    c_out = conv.out_channels
+    b = gout.reshape(n, groups, c_out // groups, -1)  # [N, G, O/G, P]
+    grads: dict[str, torch.Tensor] = {}
+    if "weight" in wanted:
+        kh, kw = conv.kernel_size
+        padding = conv.padding
+        if isinstance(padding, str):
+            padding = _explicit_padding(conv, padding)
+        if (kh, kw) == (1, 1) and padding == (0, 0):
+            sh, sw = conv.stride
+            a = inp[:, :, ::sh, ::sw].reshape(n, groups, -1, b.shape[-1])
+        else:
+            a = F.unfold(inp, (kh, kw), dilation=conv.dilation, padding=padding, stride=conv.stride)
+            a = a.reshape(n, groups, -1, b.shape[-1])  # [N, G, (I/G)*kh*kw, P]
+        if groups == 1:
+            w = torch.bmm(b[:, 0], a[:, 0].transpose(1, 2))  # [N, O, I*k*k]
+        else:
+            w = torch.einsum("ngop,ngip->ngoi", b, a)
+        grads["weight"] = w.reshape(n, -1)
+    if "bias" in wanted:
+        grads["bias"] = b.sum(-1).reshape(n, -1)
+    return grads
+
+
+def _explicit_padding(conv: nn.Conv2d, mode: str) -> tuple[int, int]:
+    if mode == "valid":
+        return (0, 0)
+    pads = []
+    for k, d in zip(conv.kernel_size, conv.dilation):
+        total = d * (k - 1)
+        if total % 2:
+            raise ValueError(f"asymmetric 'same' padding of {conv} is not supported by the 'gram' backend; use 'vmap'")
+        pads.append(total // 2)
+    return tuple(pads)
