@@ -1,4 +1,8 @@
-"""Registers the built-in proxies (imported by the registry on first use)."""
+"""Registers the built-in proxies (imported by the registry on first use): the kernel
+proxies here, and the NAS-Bench-Suite-Zero set through the modules imported below.
+
+Every proxy leaves the caller's network as it found it (weights, buffers, gradients,
+``requires_grad`` flags and train/eval mode)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import math
 
 from torch import nn
 
+from metantk_plugin.proxies import gradient_saliency, jacobian, size, synflow, zen  # noqa: F401  (register)
+from metantk_plugin.proxies._network import task_data, working_copy
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.proxies.te_nas import linear_region_count, ntk_condition_number
@@ -35,10 +41,11 @@ def metantk_anil(network: nn.Module, tasks: TaskBatch, *, seed: int = 0, inner_l
 @register_proxy("ntk_cond", higher_is_better=False, orient=_neg_log)
 def ntk_cond(network: nn.Module, tasks: TaskBatch, *, seed: int = 0, backend: str = "gram") -> float:
     """TE-NAS: condition number of the plain NTK of the network's logits over all task images."""
-    return ntk_condition_number(network, tasks.inputs(), backend=backend)
+    return ntk_condition_number(network, task_data(network, tasks)[0], backend=backend)
 
 
 @register_proxy("linear_regions", higher_is_better=True)
 def linear_regions(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """TE-NAS: distinct ReLU activation patterns over all task images (higher is better)."""
-    return float(linear_region_count(network, tasks.inputs()))
+    net = working_copy(network)
+    return float(linear_region_count(net, task_data(net, tasks)[0]))

@@ -1,0 +1,136 @@
+"""Score many architectures with many proxies into a resumable score file.
+
+Every architecture of a run is scored on the same TaskBatch (drawn once from the run's
+data spec and seed, then shipped to the workers) with the same proxy seed; its networks
+are built from :func:`~metantk_plugin.bench.settings.architecture_seed`, so a score does
+not depend on the executor, the worker or the order.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from metantk_plugin.bench.architectures import build_architecture, canonical_architecture
+from metantk_plugin.bench.executors import make_executor
+from metantk_plugin.bench.settings import ScoreSettings, architecture_seed
+from metantk_plugin.bench.store import ScoreRow, ScoreStore
+from metantk_plugin.data.sources import task_sampler_from_spec
+from metantk_plugin.proxies import compute_proxy
+from metantk_plugin.proxies.population import POPULATION_PROXIES
+from metantk_plugin.tasks import TaskBatch
+
+__all__ = ["ArchitectureScorer", "RunSummary", "sample_tasks", "score_architectures"]
+
+
+def sample_tasks(settings: ScoreSettings) -> TaskBatch:
+    """The TaskBatch every proxy of the run sees: ``n_tasks`` tasks from the training split
+    of ``settings.data``, drawn from ``settings.seed``."""
+    sampler = task_sampler_from_spec(
+        settings.data, split="train", image_size=settings.image_size, channels=settings.image_channels,
+        ways=settings.ways, shots=settings.shots, queries=settings.queries, seed=settings.seed,
+    )
+    return sampler.sample(settings.n_tasks, settings.seed)
+
+
+@dataclass(frozen=True)
+class ArchitectureScorer:
+    """``scorer(arch) -> ScoreRow``: every column of ``settings`` for one architecture string."""
+
+    settings: ScoreSettings
+    tasks: TaskBatch
+
+    def __call__(self, arch: str) -> ScoreRow:
+        start = time.perf_counter()
+        s = self.settings
+        device, dtype = torch.device(s.device), getattr(torch, s.dtype)
+        tasks = self.tasks.to(device=device, dtype=dtype)
+        seed = architecture_seed(s.seed, arch)
+        networks: dict[str, torch.nn.Module] = {}
+        scores, seconds = [], []
+        for column in s.columns:
+            norm = s.norm_for(column)
+            if norm not in networks:
+                net = build_architecture(s.space, arch, norm=norm, channels=s.channels, cells=s.cells,
+                                         num_classes=s.num_classes, in_channels=s.image_channels, seed=seed)
+                networks[norm] = net.to(device=device, dtype=dtype).train()
+            t0 = time.perf_counter()
+            try:
+                value = compute_proxy(column, networks[norm], tasks, seed=s.seed, **s.options_for(column))
+            except Exception as exc:
+                raise RuntimeError(f"proxy {column!r} failed on {arch}: {type(exc).__name__}: {exc}") from exc
+            scores.append(float(value))
+            seconds.append(time.perf_counter() - t0)
+        return ScoreRow(arch, tuple(scores), tuple(seconds), time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a call of :func:`score_architectures` did."""
+
+    path: Path
+    requested: int
+    already_done: int
+    scored: int
+    seconds: float
+
+
+def score_architectures(
+    settings: ScoreSettings,
+    archs: Sequence,
+    out: str | Path,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    chunk_size: int = 16,
+    commit_seconds: float = 60.0,
+    progress: bool = True,
+) -> RunSummary:
+    """Score ``archs`` with ``settings`` into the score file ``out``, skipping those already
+    in it (resume). Rows are committed every ``chunk_size`` architectures or
+    ``commit_seconds``, whichever comes first, and when the run stops for any reason."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    start = time.perf_counter()
+    wanted: list[str] = []
+    for arch in archs:
+        text = canonical_architecture(settings.space, arch)
+        if text not in wanted:
+            wanted.append(text)
+    pool = make_executor(executor, workers)  # validates before the file is touched
+    derived = [p for p in settings.proxies if p in POPULATION_PROXIES]
+    with ScoreStore.open(out, settings=settings.to_dict(), columns=settings.columns,
+                         higher_is_better=[settings.higher_is_better(c) for c in settings.columns],
+                         derived=derived) as store, pool:
+        todo = [a for a in wanted if not store.is_finished(a)]
+        done_before = len(wanted) - len(todo)
+        if todo:
+            scorer = ArchitectureScorer(settings, sample_tasks(settings))
+            _run(store, pool.map(scorer, todo), len(wanted), done_before, chunk_size, commit_seconds, progress)
+    return RunSummary(Path(out), len(wanted), done_before, len(todo), time.perf_counter() - start)
+
+
+def _run(store: ScoreStore, rows, total: int, done: int, chunk_size: int, commit_seconds: float,
+         progress: bool) -> None:
+    buffer: list[ScoreRow] = []
+    last_commit = time.monotonic()
+    bar = tqdm(total=total, initial=done, unit="arch", desc="scoring", disable=not progress, dynamic_ncols=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("once")
+            for row in rows:
+                buffer.append(row)
+                bar.update(1)
+                if len(buffer) >= chunk_size or time.monotonic() - last_commit >= commit_seconds:
+                    store.append(buffer)
+                    buffer = []
+                    last_commit = time.monotonic()
+    finally:
+        store.append(buffer)
+        bar.close()

@@ -1,0 +1,179 @@
+"""The settings of a scoring run: everything that decides the scores of an architecture.
+
+Two runs with equal settings give equal scores, so a score file may only be extended by
+a run with the settings it was created with. Executor, workers and chunk size are not
+settings: they change how fast the scores come, not their values.
+
+Which network each proxy sees: every architecture is built once per normalisation it
+needs, all from one seed (:func:`architecture_seed`), so all versions share their
+convolution and linear weights (normalisation layers draw nothing). By default the
+kernel proxies (metantk, metantk_anil, ntk_cond, linear_regions) see the GroupNorm
+network, because the NTK needs samples that do not interact; every other proxy sees the
+official BatchNorm network in training mode, as NAS-Bench-Suite-Zero scored it.
+``norms`` overrides this per proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from metantk_plugin import __version__
+from metantk_plugin.proxies import available_proxies, get_proxy
+from metantk_plugin.proxies.population import POPULATION_PROXIES
+
+__all__ = [
+    "KERNEL_PROXIES",
+    "NETWORK_NORMS",
+    "SPACES",
+    "ScoreSettings",
+    "architecture_seed",
+    "parse_option_value",
+]
+
+SPACES = ("nb201",)
+NETWORK_NORMS = ("batch", "group", "none")
+DTYPES = ("float32", "float64")
+KERNEL_PROXIES = ("metantk", "metantk_anil", "ntk_cond", "linear_regions")
+"""Proxies that need independent samples, so they see the GroupNorm network by default."""
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Settings of a scoring run (validated on construction).
+
+    ``proxies`` are the requested scores (registered proxies or population proxies such as
+    ``te_nas``); ``proxy_options`` maps a proxy to keyword options of its function;
+    ``data`` is a data spec (``synthetic``, ``omniglot:PATH``, ...) from which ``n_tasks``
+    ``ways``-way tasks with ``shots`` supports and ``queries`` queries per class are drawn
+    at ``image_size`` x ``image_size`` with ``image_channels`` channels; ``channels`` (C),
+    ``cells`` (N) and ``classes`` (default: ``ways``) size the network; ``seed`` draws the
+    tasks, the initial weights (per architecture, see :func:`architecture_seed`) and is
+    passed to every proxy.
+    """
+
+    proxies: tuple[str, ...]
+    space: str = "nb201"
+    data: str = "synthetic"
+    n_tasks: int = 3
+    ways: int = 5
+    shots: int = 1
+    queries: int = 1
+    image_size: int = 32
+    image_channels: int = 3
+    channels: int = 16
+    cells: int = 5
+    classes: int | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+    proxy_options: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    norms: Mapping[str, str] = field(default_factory=dict)
+    package_version: str = __version__
+
+    def __post_init__(self) -> None:
+        proxies = tuple(self.proxies)
+        if not proxies:
+            raise ValueError("choose at least one proxy")
+        known = set(available_proxies()) | set(POPULATION_PROXIES)
+        for name in proxies:
+            if name not in known:
+                raise ValueError(f"unknown proxy {name!r}; available: {', '.join(sorted(known))}")
+        if len(set(proxies)) != len(proxies):
+            raise ValueError(f"a proxy is listed twice in {', '.join(proxies)}")
+        object.__setattr__(self, "proxies", proxies)
+        if self.space not in SPACES:
+            raise ValueError(f"unknown search space {self.space!r}; expected one of {', '.join(SPACES)}")
+        for name in ("n_tasks", "ways", "shots", "queries", "image_size", "image_channels", "channels", "cells"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.classes is not None and (isinstance(self.classes, bool) or not isinstance(self.classes, int)
+                                         or self.classes < self.ways):
+            raise ValueError(f"classes must be an int >= ways ({self.ways}) or None, got {self.classes!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+        columns = self.columns
+        for name, options in self.proxy_options.items():
+            if name not in columns:
+                raise ValueError(f"options given for {name!r}, which this run does not compute ({', '.join(columns)})")
+            if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+                raise ValueError(f"options of {name!r} must map option names to values, got {options!r}")
+        for name, norm in self.norms.items():
+            if name not in columns:
+                raise ValueError(f"a network norm is given for {name!r}, which this run does not compute")
+            if norm not in NETWORK_NORMS:
+                raise ValueError(f"norm for {name!r} must be one of {', '.join(NETWORK_NORMS)}, got {norm!r}")
+        object.__setattr__(self, "proxy_options", {k: dict(v) for k, v in sorted(self.proxy_options.items())})
+        object.__setattr__(self, "norms", dict(sorted(self.norms.items())))
+        self.to_json()  # options must be JSON values
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The per-network proxies computed for every architecture: the requested ones and
+        the inputs of requested population proxies, in order, without repeats."""
+        out: list[str] = []
+        for name in self.proxies:
+            for column in POPULATION_PROXIES[name].inputs if name in POPULATION_PROXIES else (name,):
+                if column not in out:
+                    out.append(column)
+        return tuple(out)
+
+    @property
+    def num_classes(self) -> int:
+        return self.classes if self.classes is not None else self.ways
+
+    def norm_for(self, proxy: str) -> str:
+        """Normalisation of the network ``proxy`` sees (see the module docstring)."""
+        return self.norms.get(proxy, "group" if proxy in KERNEL_PROXIES else "batch")
+
+    def options_for(self, proxy: str) -> dict[str, object]:
+        return dict(self.proxy_options.get(proxy, {}))
+
+    def higher_is_better(self, name: str) -> bool:
+        if name in POPULATION_PROXIES:
+            return POPULATION_PROXIES[name].higher_is_better
+        return get_proxy(name).higher_is_better
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (round-trips through :meth:`from_dict`)."""
+        d = asdict(self)
+        d["proxies"] = list(self.proxies)
+        return d
+
+    def to_json(self) -> str:
+        try:
+            return json.dumps(self.to_dict(), sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"settings must be plain JSON values (numbers, strings, lists): {exc}") from None
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ScoreSettings:
+        d = dict(d)
+        d["proxies"] = tuple(d["proxies"])
+        return cls(**d)
+
+
+def architecture_seed(seed: int, arch: str) -> int:
+    """Seed of an architecture's initial weights: a hash of the run seed and the
+    architecture string, so it does not depend on the order or the worker that builds it."""
+    digest = hashlib.sha256(f"{seed}:{arch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % (2**63 - 1)
+
+
+def parse_option_value(text: str) -> object:
+    """A CLI option value: JSON when it parses (numbers, true/false, lists), ``inf`` as
+    a float, else the string itself."""
+    if text.lower() in ("inf", "+inf", "infinity"):
+        return math.inf
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

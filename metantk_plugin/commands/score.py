@@ -1,0 +1,159 @@
+"""``metantk score``: score architectures with zero-cost proxies into a resumable HDF5 file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from metantk_plugin.bench.architectures import select_architectures
+from metantk_plugin.bench.executors import EXECUTORS
+from metantk_plugin.bench.scoring import score_architectures
+from metantk_plugin.bench.settings import (
+    DTYPES,
+    KERNEL_PROXIES,
+    NETWORK_NORMS,
+    SPACES,
+    ScoreSettings,
+    parse_option_value,
+)
+from metantk_plugin.bench.store import export_csv
+from metantk_plugin.data.sources import parse_data_spec
+from metantk_plugin.proxies import available_proxies
+from metantk_plugin.proxies.population import POPULATION_PROXIES
+
+_EPILOG = """\
+examples:
+  metantk score --archs sample:100 --proxies metantk,synflow,nwot --out s.h5
+  metantk score --archs sample:1000:0 --proxies all \\
+      --data omniglot:../shared/data/fewshot/omniglot --tasks 3 --ways 5 --queries 3 \\
+      --executor processes --workers 2 --out nb201.h5 --csv nb201.csv
+  metantk score --archs my_archs.txt --proxies metantk --set metantk.inner_lr_time=1000 --out s.h5
+
+Running the same command again resumes: architectures already in --out are skipped.
+A file made with other settings is refused (choose another --out). Every proxy sees the
+same tasks and seed. By default the kernel proxies ({kernel}) see a GroupNorm copy of
+each network (same weights) and the others the official BatchNorm network in training
+mode; --norm changes that per proxy.
+
+proxies: {proxies}
+population proxies (ranked within the run, from other columns): {population}
+"""
+
+
+def add_parser(subparsers) -> None:
+    proxies = ", ".join(available_proxies())
+    population = ", ".join(f"{n} (from {' and '.join(p.inputs)})" for n, p in POPULATION_PROXIES.items())
+    p = subparsers.add_parser(
+        "score",
+        help="score architectures with zero-cost proxies into a resumable HDF5 file",
+        description="Score many architectures of a search space with zero-cost proxies, all on the same "
+                    "few-shot tasks, into one HDF5 score file that a later run resumes.",
+        epilog=_EPILOG.format(kernel=", ".join(KERNEL_PROXIES), proxies=proxies, population=population),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = p.add_argument_group("what to score")
+    what.add_argument("--space", default="nb201", choices=SPACES, help="search space (default: nb201)")
+    what.add_argument("--archs", required=True, metavar="all|sample:N[:SEED]|FILE",
+                      help="all architectures, a seeded random sample of N (the first N of a permutation drawn "
+                           "from SEED, default 0, so samples nest), or a file with one official string or "
+                           "index per line")
+    what.add_argument("--proxies", required=True, metavar="A,B,...|all",
+                      help="comma-separated proxy names, or 'all' for every registered and population proxy")
+    what.add_argument("--set", action="append", default=[], metavar="PROXY.OPTION=VALUE", dest="options",
+                      help="an option of one proxy, e.g. metantk.inner_lr_time=1000 or metantk.reg=1e-4 "
+                           "(repeatable; values are JSON, or inf)")
+    what.add_argument("--norm", action="append", default=[], metavar="PROXY=NORM", dest="norms",
+                      help=f"which network a proxy sees: {', '.join(NETWORK_NORMS)} (repeatable)")
+    data = p.add_argument_group("tasks every proxy sees")
+    data.add_argument("--data", default="synthetic", metavar="SPEC",
+                      help="synthetic (default), omniglot:PATH, cifar10:PATH, cifar100:PATH, imagenet16:PATH, "
+                           "mini-imagenet:PATH or tiered-imagenet:PATH; tasks come from its training classes")
+    data.add_argument("--tasks", type=int, default=3, help="number of tasks (default 3)")
+    data.add_argument("--ways", type=int, default=5, help="classes per task (default 5)")
+    data.add_argument("--shots", type=int, default=1, help="support images per class (default 1)")
+    data.add_argument("--queries", type=int, default=1, help="query images per class (default 1)")
+    data.add_argument("--image-size", type=int, default=32, help="images are resized to this square size (default 32)")
+    data.add_argument("--image-channels", type=int, default=3, help="image channels fed to the network (default 3)")
+    net = p.add_argument_group("network size")
+    net.add_argument("--channels", type=int, default=16, help="channels of the first stage, C (default 16)")
+    net.add_argument("--cells", type=int, default=5, help="cells per stage, N (default 5)")
+    net.add_argument("--classes", type=int, default=None, help="logits of the network (default: --ways)")
+    run = p.add_argument_group("how to run")
+    run.add_argument("--seed", type=int, default=0, help="seed of the tasks, the initial weights and the proxies")
+    run.add_argument("--dtype", default="float32", choices=DTYPES, help="network precision (default float32)")
+    run.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    run.add_argument("--executor", default="local", choices=EXECUTORS,
+                     help="local (this process), processes (a pool) or ray (a local Ray instance)")
+    run.add_argument("--workers", type=int, default=None,
+                     help="parallel workers for processes/ray (default: the CPU count); each uses 1 torch thread")
+    run.add_argument("--chunk", type=int, default=16, help="architectures per committed chunk (default 16)")
+    run.add_argument("--out", required=True, metavar="FILE.h5", help="score file to create or resume")
+    run.add_argument("--csv", metavar="FILE.csv", help="also export the scores to CSV when done")
+    run.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    p.set_defaults(func=run_command)
+
+
+def _proxies(text: str) -> tuple[str, ...]:
+    if text == "all":
+        return (*available_proxies(), *POPULATION_PROXIES)
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _options(items: list[str]) -> dict[str, dict[str, object]]:
+    options: dict[str, dict[str, object]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        proxy, dot, option = key.partition(".")
+        if not sep or not dot or not proxy or not option:
+            raise ValueError(f"--set expects PROXY.OPTION=VALUE, got {item!r}")
+        options.setdefault(proxy, {})[option] = parse_option_value(value)
+    return options
+
+
+def _norms(items: list[str]) -> dict[str, str]:
+    norms = {}
+    for item in items:
+        proxy, sep, norm = item.partition("=")
+        if not sep or not proxy:
+            raise ValueError(f"--norm expects PROXY=NORM, got {item!r}")
+        norms[proxy] = norm
+    return norms
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        settings = ScoreSettings(
+            proxies=_proxies(args.proxies), space=args.space, data=str(parse_data_spec(args.data)),
+            n_tasks=args.tasks, ways=args.ways, shots=args.shots, queries=args.queries,
+            image_size=args.image_size, image_channels=args.image_channels,
+            channels=args.channels, cells=args.cells, classes=args.classes, seed=args.seed,
+            dtype=args.dtype, device=args.device, proxy_options=_options(args.options), norms=_norms(args.norms),
+        )
+        archs = select_architectures(args.space, args.archs)
+        if args.csv and not args.force and Path(args.csv).exists():
+            raise ValueError(f"{args.csv} exists; pass --force to replace it or choose another --csv")
+        summary = score_architectures(settings, archs, args.out, executor=args.executor, workers=args.workers,
+                                      chunk_size=args.chunk, progress=not args.quiet)
+        if args.csv:
+            export_csv(args.out, args.csv, overwrite=args.force)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"metantk score: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"metantk score: interrupted; finished architectures are saved in {args.out} "
+              "(run the same command to resume)", file=sys.stderr)
+        return 130
+    info = {"out": str(summary.path), "requested": summary.requested, "already_done": summary.already_done,
+            "scored": summary.scored, "seconds": round(summary.seconds, 3), "columns": list(settings.columns)}
+    if args.csv:
+        info["csv"] = args.csv
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{summary.path}: {summary.requested} architectures requested, {summary.already_done} already "
+              f"scored, {summary.scored} scored now in {summary.seconds:.1f} s")
+    return 0

@@ -1,0 +1,163 @@
+"""``metantk search``: MetaNTK-NAS, a training-free search by operator pruning."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metantk_plugin.search import SearchSettings, run_pruning_search
+from metantk_plugin.search.pruning import INDICATORS
+
+_SPACE_DEFAULTS = {  # (channels, cells): small enough for a laptop CPU in minutes
+    "nb201": (16, 1),
+    "darts-fewshot": (16, 5),
+}
+
+_EPILOG = """\
+examples:
+  metantk search --space nb201 --data synthetic
+      the built-in default: NAS-Bench-201 on synthetic tasks, a few minutes on a CPU;
+      prints the chosen cell and its real accuracies when the NAS-Bench-201 table is found
+  metantk search --space darts-fewshot --data omniglot:../shared/data/fewshot/omniglot --seed 1 --out run1
+  metantk search --space darts-fewshot --data mini-imagenet:~/data/miniImageNet \\
+      --channels 48 --cells 5 --repeats 3 --device cuda        # the paper's full-size search
+  metantk search --space nb201 --indicator ntk --faithful     # TE-NAS, official behaviour
+
+The NAS-Bench-201 table is looked up at --truth, else $METANTK_NB201_CSV, else
+../shared/data/nasbench201/nb201_accuracies.csv.gz beside the repository."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "search",
+        help="find an architecture without training (MetaNTK-NAS operator pruning)",
+        description="Prune a supernet operator by operator, ranking each removal by the change of the "
+        "MetaNTK condition number and of the number of linear regions (TE-NAS recipe with MetaNTK).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--space", choices=sorted(_SPACE_DEFAULTS), default="nb201", help="search space (default nb201)")
+    p.add_argument("--data", default="synthetic",
+                   help="tasks: synthetic | omniglot:PATH | mini-imagenet:PATH | tiered-imagenet:PATH | "
+                   "cifar10:PATH | cifar100:PATH | imagenet16:PATH (default synthetic)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, tasks and heads (default 0)")
+    p.add_argument("--channels", type=int, help="supernet channels C (default 16; the paper uses 48 for DARTS)")
+    p.add_argument("--cells", type=int,
+                   help="nb201: cells per stage (default 1, official net 5); darts-fewshot: 5 or 8 (default 5)")
+    p.add_argument("--indicator", choices=INDICATORS, default="metantk",
+                   help="metantk (paper), ntk (TE-NAS) or regions (linear regions only)")
+    p.add_argument("--algorithm", choices=("maml", "anil"), default="maml", help="MetaNTK kernel (default maml)")
+    p.add_argument("--inner-lr-time", type=float, default=math.inf,
+                   help="inner learning rate x training time t (default inf, the converged limit)")
+    p.add_argument("--reg", type=float, default=1e-3, help="ridge added to K(S,S) (default 1e-3)")
+    p.add_argument("--repeats", type=int, default=1, help="repeats averaged per candidate (default 1; paper 3)")
+    p.add_argument("--prune-number", type=int, default=1, help="operations removed per edge and round (default 1)")
+    p.add_argument("--precision", type=int, help="round deltas/ranking keys to this many digits (faithful: 3)")
+    p.add_argument("--faithful", action="store_true",
+                   help="reproduce the official code (default init, random head per network, rounding)")
+    p.add_argument("--tasks", type=int, default=3, help="tasks per meta-batch (default 3)")
+    p.add_argument("--ways", type=int, default=5, help="classes per task (default 5)")
+    p.add_argument("--shots", type=int, default=1, help="support images per class (default 1)")
+    p.add_argument("--queries", type=int, default=1, help="query images per class (default 1)")
+    p.add_argument("--image-size", type=int, default=32, help="task images are resized to this (default 32)")
+    p.add_argument("--region-samples", type=int, default=1000, help="3x3 crops per region count (default 1000)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--truth", help="NAS-Bench-201 accuracy file (.csv.gz, .pth, .db, NATS-Bench) for nb201")
+    p.add_argument("--out", type=Path, help="folder for search.json (refused if it already holds one, unless --force)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing search.json in --out")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def _space(args: argparse.Namespace):
+    channels, cells = _SPACE_DEFAULTS[args.space]
+    channels = args.channels or channels
+    cells = args.cells or cells
+    if args.space == "nb201":
+        from metantk_plugin.search.nb201_space import NB201SearchSpace
+
+        return NB201SearchSpace(channels=channels, cells=cells)
+    from metantk_plugin.search.darts_space import DartsFewshotSearchSpace
+
+    return DartsFewshotSearchSpace(channels=channels, cells=cells)
+
+
+def _nb201_truth(arch: str, truth: str | None) -> dict[str, Any] | None:
+    from metantk_plugin.spaces.nasbench201 import GroundTruth
+
+    try:
+        table = GroundTruth.open(truth)
+    except FileNotFoundError:
+        if truth is not None:
+            raise
+        return None
+    report = {}
+    for dataset in ("cifar10", "cifar100", "imagenet16-120"):
+        column = table.accuracies(dataset=dataset, split="test", epochs=200)
+        report[dataset] = {"accuracy": table.accuracy(arch, dataset, "test", 200),
+                           "space_mean": float(column.mean()), "space_best": float(column.max()),
+                           "percentile": float((column < table.accuracy(arch, dataset, "test", 200)).mean() * 100)}
+    return {"source": table.description, "test_accuracy_200_epochs": report}
+
+
+def run(args: argparse.Namespace) -> int:
+    from metantk_plugin.data.sources import task_sampler_from_spec
+
+    out_file = args.out / "search.json" if args.out else None
+    if out_file is not None and out_file.exists() and not args.force:
+        print(f"error: {out_file} already exists; choose another --out or pass --force", file=sys.stderr)
+        return 2
+    try:
+        settings = SearchSettings(
+            indicator=args.indicator, algorithm=args.algorithm, inner_lr_time=args.inner_lr_time, reg=args.reg,
+            repeats=args.repeats, prune_number=args.prune_number, precision=args.precision, faithful=args.faithful,
+            n_tasks=args.tasks, region_samples=args.region_samples, seed=args.seed, device=args.device,
+        )
+        space = _space(args)
+        sampler = task_sampler_from_spec(args.data, split="train", image_size=args.image_size, ways=args.ways,
+                                         shots=args.shots, queries=args.queries, seed=args.seed)
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device} was asked for but CUDA is not available here")
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = run_pruning_search(space, lambda n, seed: sampler.sample(n, seed), settings, progress=not args.json)
+    report: dict[str, Any] = {"space": space.name, "data": args.data, **result.to_dict()}
+    report.update(report.pop("architecture"))
+    if space.name == "nb201":
+        report["ground_truth"] = _nb201_truth(report["arch"], args.truth)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(report, indent=1))
+        tmp.replace(out_file)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_summary(report, out_file)
+    return 0
+
+
+def _print_summary(report: dict[str, Any], out_file: Path | None) -> None:
+    print(f"MetaNTK-NAS on {report['space']} with {report['data']} tasks: {report['seconds']:.1f} s, "
+          f"{report['kernel_evaluations']} kernel and {report['region_evaluations']} region evaluations")
+    if report["space"] == "nb201":
+        print(f"chosen cell: {report['arch']}  (index {report['index']})")
+        truth = report.get("ground_truth")
+        if truth is None:
+            print("no NAS-Bench-201 accuracy table found (see --truth) to look its accuracy up")
+        else:
+            print(f"real test accuracy after 200 epochs ({truth['source']}):")
+            for dataset, row in truth["test_accuracy_200_epochs"].items():
+                print(f"  {dataset:15s} {row['accuracy']:6.2f} %   space mean {row['space_mean']:6.2f} %, "
+                      f"best {row['space_best']:6.2f} %, better than {row['percentile']:5.1f} % of the space")
+    else:
+        print(f"chosen genotype: {report['genotype']}")
+    if out_file is not None:
+        print(f"every round's scores and decisions: {out_file}")

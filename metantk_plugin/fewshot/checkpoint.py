@@ -1,0 +1,65 @@
+"""Training checkpoints: written atomically, read with ``torch.load(weights_only=True)``
+(no code runs while loading), and checked against the settings of the run that resumes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "differing_settings", "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_FORMAT = "metantk-fewshot-checkpoint/1"
+
+
+@dataclass
+class Checkpoint:
+    """``settings``: the run's settings (plain values); ``iteration``: steps done;
+    ``state``: model/optimiser state; ``history``: the training curve so far."""
+
+    settings: dict[str, Any]
+    iteration: int
+    state: dict[str, Any]
+    history: dict[str, Any]
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
+    """Write to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": CHECKPOINT_FORMAT, "settings": checkpoint.settings, "iteration": checkpoint.iteration,
+               "state": checkpoint.state, "history": checkpoint.history}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`; a clear ValueError otherwise."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"{path} is not a readable metantk checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path} is not a metantk few-shot checkpoint (format {found!r}, expected "
+                         f"{CHECKPOINT_FORMAT!r})")
+    return Checkpoint(payload["settings"], int(payload["iteration"]), payload["state"], payload["history"])
+
+
+def differing_settings(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """Names of the settings whose values differ (or exist on one side only), except ``ignore``."""
+    keys = (set(saved) | set(current)) - set(ignore)
+    return sorted(k for k in keys if saved.get(k, "<absent>") != current.get(k, "<absent>"))

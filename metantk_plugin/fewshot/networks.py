@@ -1,0 +1,66 @@
+"""Networks for few-shot evaluation, named by one string:
+
+* ``conv4``: the Conv-4 baseline (:class:`~metantk_plugin.fewshot.conv4.Conv4`), with its
+  head initialised to zero when ``zero_head`` is set;
+* ``module:package.module:factory``: ``factory(num_classes=, input_size=, in_channels=)``
+  from an importable module, returning an ``nn.Module``;
+* a genotype preset of the few-shot DARTS space (e.g. ``metantk-nas/mini-5cell-1``), or a
+  file holding a genotype (``Genotype(...)`` text or JSON): the evaluation network of
+  :func:`metantk_plugin.spaces.darts_fewshot.build_eval_network`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from torch import nn
+
+from metantk_plugin.fewshot.conv4 import Conv4
+
+__all__ = ["build_network"]
+
+
+def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: int,
+                  zero_head: bool = False) -> nn.Module:
+    """The network named by ``spec`` (see the module docstring) with ``num_classes`` outputs
+    for ``in_channels`` x ``input_size`` x ``input_size`` inputs."""
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"network spec must be a non-empty string, got {spec!r}")
+    if spec == "conv4":
+        return Conv4(num_classes=num_classes, in_channels=in_channels, head_init="zeros" if zero_head else "normal")
+    if spec.startswith("module:"):
+        return _from_factory(spec, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
+    path = Path(spec).expanduser()
+    genotype = path.read_text().strip() if path.is_file() else spec
+    try:
+        darts = importlib.import_module("metantk_plugin.spaces.darts_fewshot")
+    except ImportError as error:
+        raise ValueError(f"network {spec!r} is not 'conv4' or 'module:package.module:factory', and the few-shot "
+                         f"DARTS space that reads genotypes cannot be imported ({error})") from None
+    try:
+        network = darts.build_eval_network(genotype, num_classes=num_classes, input_size=input_size,
+                                           input_channels=in_channels)
+    except (ValueError, KeyError) as error:
+        what = f"genotype file {path}" if path.is_file() else "genotype preset"
+        raise ValueError(f"network {spec!r}: not 'conv4', not 'module:package.module:factory', and not a valid "
+                         f"{what} ({error})") from None
+    return _checked(network, spec)
+
+
+def _from_factory(spec: str, **kwargs: int) -> nn.Module:
+    _, _, target = spec.partition(":")
+    module_name, _, attribute = target.rpartition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"user network {spec!r} must look like 'module:package.module:factory'")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"cannot load the network factory {target!r} ({error})") from None
+    return _checked(factory(**kwargs), spec)
+
+
+def _checked(network: object, spec: str) -> nn.Module:
+    if not isinstance(network, nn.Module):
+        raise ValueError(f"network {spec!r} built a {type(network).__name__}, not a torch.nn.Module")
+    return network

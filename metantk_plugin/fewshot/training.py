@@ -1,0 +1,153 @@
+"""The meta-training loop: seeded meta-batches, a background thread that samples the
+next batch while the current one trains, periodic checkpoints, an optional wall budget.
+
+Meta-batch ``i`` is drawn with seed ``derive_seed(seed, i)``, so it depends only on the
+run's seed and ``i``; restoring the learner (and torch's global RNG, used by dropout)
+from a checkpoint therefore continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from metantk_plugin.data.episodes import derive_seed
+
+__all__ = ["Prefetcher", "TrainingHistory", "meta_train", "run_steps"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class TrainingHistory:
+    """One entry per step: ``iteration`` (1-based), mean query ``loss`` and ``accuracy``
+    after adaptation, and wall ``seconds`` of the step; ``validation`` holds
+    ``[iteration, accuracy, ci95]`` rows."""
+
+    iteration: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    validation: list[list[float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingHistory:
+        return cls(**{key: list(value) for key, value in data.items()})
+
+    def seconds_per_iteration(self) -> float:
+        """Median wall time of a step (NaN before the first)."""
+        return float(np.median(self.seconds)) if self.seconds else float("nan")
+
+
+class Prefetcher(Generic[T]):
+    """``get(i)`` returns ``make(i)`` for ``i = start, start + 1, ...`` in order, having made
+    it in a background thread while step ``i - 1`` ran (torch releases the GIL, so sampling
+    and augmentation use the second core). Use as a context manager."""
+
+    def __init__(self, make: Callable[[int], T], start: int, stop: int):
+        self._make, self._stop = make, stop
+        self._pool = ThreadPoolExecutor(max_workers=1, initializer=torch.set_num_threads,
+                                        initargs=(torch.get_num_threads(),))
+        self._pending: dict[int, Future] = {start: self._pool.submit(make, start)} if start < stop else {}
+
+    def get(self, i: int) -> T:
+        if i not in self._pending:
+            raise ValueError(f"item {i} was not scheduled; items are fetched in order")
+        item = self._pending.pop(i).result()
+        if i + 1 < self._stop:
+            self._pending[i + 1] = self._pool.submit(self._make, i + 1)
+        return item
+
+    def __enter__(self) -> Prefetcher[T]:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
+def run_steps(
+    step: Callable[[int], tuple[float, float]],
+    *,
+    start: int,
+    stop: int,
+    history: TrainingHistory,
+    description: str = "meta-train",
+    checkpoint: Callable[[int], None] | None = None,
+    checkpoint_every: int = 0,
+    validate: Callable[[int], tuple[float, float]] | None = None,
+    validate_every: int = 0,
+    time_budget: float | None = None,
+    progress: bool = True,
+) -> TrainingHistory:
+    """Run ``step(i) -> (loss, accuracy)`` for ``i = start .. stop-1`` with a progress bar
+    (it/s, running accuracy over the last 20 steps), appending to ``history``; call
+    ``checkpoint(i + 1)`` every ``checkpoint_every`` steps and after the last one, and
+    ``validate(i + 1) -> (accuracy, ci95)`` every ``validate_every`` steps. Stops early
+    once ``time_budget`` seconds of steps have passed."""
+    began = time.perf_counter()
+    done = saved = start
+    with tqdm(total=stop, initial=start, desc=description, unit="it", disable=not progress) as bar:
+        for i in range(start, stop):
+            tick = time.perf_counter()
+            loss, accuracy = step(i)
+            history.seconds.append(time.perf_counter() - tick)
+            history.iteration.append(i + 1)
+            history.loss.append(float(loss))
+            history.accuracy.append(float(accuracy))
+            done = i + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(history.loss[-20:]):.3f}", acc=f"{np.mean(history.accuracy[-20:]):.3f}")
+            if validate is not None and validate_every and done % validate_every == 0:
+                history.validation.append([done, *validate(done)])
+            out_of_time = time_budget is not None and time.perf_counter() - began >= time_budget
+            if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
+                checkpoint(done)
+                saved = done
+            if out_of_time:
+                break
+    if checkpoint is not None and done != saved:
+        checkpoint(done)
+    return history
+
+
+def meta_train(
+    learner,
+    sampler,
+    *,
+    iterations: int,
+    meta_batch: int,
+    seed: int = 0,
+    start: int = 0,
+    history: TrainingHistory | None = None,
+    checkpoint: Callable[[int], None] | None = None,
+    checkpoint_every: int = 0,
+    validate: Callable[[int], tuple[float, float]] | None = None,
+    validate_every: int = 0,
+    time_budget: float | None = None,
+    progress: bool = True,
+) -> TrainingHistory:
+    """Meta-train ``learner`` (a :class:`~metantk_plugin.fewshot.maml.MetaLearner`) on
+    meta-batches of ``meta_batch`` tasks from ``sampler`` for iterations ``start ..
+    iterations-1`` (see :func:`run_steps` for the other arguments)."""
+    for name, value in (("iterations", iterations), ("meta_batch", meta_batch)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not 0 <= start <= iterations:
+        raise ValueError(f"start must lie in 0..{iterations}, got {start}")
+    history = history if history is not None else TrainingHistory()
+    with Prefetcher(lambda i: sampler.sample(meta_batch, derive_seed(seed, i)), start, iterations) as tasks:
+        return run_steps(lambda i: learner.meta_step(tasks.get(i)), start=start, stop=iterations, history=history,
+                         checkpoint=checkpoint, checkpoint_every=checkpoint_every, validate=validate,
+                         validate_every=validate_every, time_budget=time_budget, progress=progress)

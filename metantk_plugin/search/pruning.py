@@ -1,0 +1,377 @@
+"""MetaNTK-NAS (and TE-NAS) operator pruning.
+
+Phase 1, while some edge has more than one active operation: for every active
+operation o of such an edge, the candidate removes o. Over ``repeats`` repeats
+
+    Δκ = (κ(origin) - κ(candidate)) / κ(origin)      κ: MetaNTK (or NTK) condition number
+    ΔR = (R(origin) - R(candidate)) / R(origin)      R: distinct ReLU patterns of the thin net
+
+are averaged; candidates are dense-ranked by Δκ descending (removing o lowers κ most)
+and by ΔR ascending (removing o loses fewest regions), and on every edge the
+``prune_number`` candidates with the smallest rank sum are removed (ties: stable, in
+Δκ order). Phase 2 then scores the removal of each whole edge inside every node's
+group of incoming edges and keeps the 2 with the largest rank sums.
+
+Two modes. ``faithful=True`` reproduces the official code: default initialisation
+(its re-initialisation is a no-op), a new random head for every network, both origin
+and candidate scored on one fresh meta-batch per candidate and repeat, a new thin
+origin per candidate, deltas rounded to ``precision`` decimals and ranked at
+``precision`` significant figures. The default mode fixes its faults: per round and
+repeat the kernel net is re-initialised (Kaiming normal, fan_out) and the thin net
+(fan_in) from the seed, one meta-batch and one seeded head are shared by the origin
+and all candidates, and the origin is scored once, not once per candidate. Both
+modes are deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from metantk_plugin.proxies.metantk import MetaNTK
+from metantk_plugin.proxies.te_nas import linear_region_count, ntk_condition_number
+from metantk_plugin.search.space import REMOVED, PrunableSpace
+from metantk_plugin.spaces.mixed_edges import active_operations
+from metantk_plugin.tasks import TaskBatch
+
+__all__ = [
+    "INDICATORS",
+    "Candidate",
+    "SearchResult",
+    "SearchSettings",
+    "TaskSource",
+    "dense_ranks",
+    "prune_order",
+    "round_significant",
+    "run_pruning_search",
+]
+
+INDICATORS = ("metantk", "ntk", "regions")
+TaskSource = Callable[[int, int], TaskBatch]
+"""``source(n_tasks, seed) -> TaskBatch``: a seeded meta-batch of few-shot tasks."""
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """``indicator``: 'metantk' (Δ MetaNTK condition + Δ regions, the paper), 'ntk'
+    (plain NTK, TE-NAS) or 'regions' (linear regions only); ``algorithm``,
+    ``inner_lr_time`` and ``reg`` configure the MetaNTK; ``n_tasks`` per meta-batch;
+    ``region_samples`` 3x3 one-channel crops per region count; ``precision`` rounds the
+    deltas (decimals) and the ranking keys (significant figures), None for exact."""
+
+    indicator: str = "metantk"
+    algorithm: str = "maml"
+    inner_lr_time: float = math.inf
+    reg: float = 1e-3
+    repeats: int = 3
+    prune_number: int = 1
+    precision: int | None = None
+    faithful: bool = False
+    n_tasks: int = 3
+    region_samples: int = 1000
+    seed: int = 0
+    device: str = "cpu"
+    backend: str = "gram"
+
+    def __post_init__(self) -> None:
+        if self.indicator not in INDICATORS:
+            raise ValueError(f"indicator must be one of {INDICATORS}, got {self.indicator!r}")
+        for name in ("repeats", "prune_number", "n_tasks", "region_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.precision is not None and (not isinstance(self.precision, int) or self.precision < 1):
+            raise ValueError(f"precision must be a positive int or None, got {self.precision!r}")
+        MetaNTK(self.algorithm, self.inner_lr_time, self.reg, backend=self.backend)  # validates the rest
+
+    @property
+    def effective_precision(self) -> int | None:
+        """``precision``, or the official 3 in faithful mode when unset."""
+        return 3 if self.precision is None and self.faithful else self.precision
+
+
+@dataclass
+class Candidate:
+    """Removing ``op`` from ``edge`` of ``cell`` (phase 2: the whole edge)."""
+
+    cell: str
+    edge: int
+    op: str
+    kappa_deltas: list[float] = field(default_factory=list)
+    region_deltas: list[float] = field(default_factory=list)
+    kappa_rank: int = -1
+    region_rank: int = -1
+    pruned: bool = False
+
+    @property
+    def kappa_delta(self) -> float:
+        return float(np.mean(self.kappa_deltas))
+
+    @property
+    def region_delta(self) -> float:
+        return float(np.mean(self.region_deltas))
+
+
+@dataclass
+class SearchResult:
+    """The chosen architecture (``space.describe``), every round's candidates and
+    decisions, the final alphas, evaluation counts and wall time."""
+
+    architecture: dict[str, Any]
+    rounds: list[dict[str, Any]]
+    alphas: dict[str, list[list[float]]]
+    kernel_evaluations: int
+    region_evaluations: int
+    seconds: float
+    settings: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def round_significant(x: float, digits: int) -> float:
+    """``x`` rounded to ``digits`` significant figures (0 and non-finite values unchanged)."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
+
+
+def dense_ranks(keys: Sequence[float], *, descending: bool) -> list[int]:
+    """Dense ranks from 0: equal keys share a rank, the next distinct key gets the next rank."""
+    distinct = sorted(set(keys), reverse=descending)
+    position = {k: i for i, k in enumerate(distinct)}
+    return [position[k] for k in keys]
+
+
+def prune_order(kappa_deltas: Sequence[float], region_deltas: Sequence[float],
+                precision: int | None) -> tuple[list[int], list[int], list[int]]:
+    """Candidate indices in pruning order, with the Δκ and ΔR ranks.
+
+    Ranking keys are rounded to ``precision`` significant figures when given. The
+    order is the rank sum ascending; ties keep the order of the Δκ-descending sort,
+    which itself keeps the candidates' order among equal Δκ (Python's stable sort).
+    """
+    def key(x: float) -> float:
+        return round_significant(x, precision) if precision else x
+
+    k_keys = [key(x) for x in kappa_deltas]
+    r_keys = [key(x) for x in region_deltas]
+    k_rank = dense_ranks(k_keys, descending=True)
+    r_rank = dense_ranks(r_keys, descending=False)
+    by_kappa = sorted(range(len(k_keys)), key=lambda i: -k_keys[i] if math.isfinite(k_keys[i]) else math.inf)
+    order = sorted(by_kappa, key=lambda i: k_rank[i] + r_rank[i])
+    return order, k_rank, r_rank
+
+
+def _derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([abs(int(p)) for p in parts]).generate_state(1)[0])
+
+
+def _kaiming_normal_(network: nn.Module, *, mode: str, generator: torch.Generator) -> None:
+    """Kaiming normal (ReLU gain) for conv/linear weights with ``mode`` fan, zero biases,
+    norm layers at weight 1 and bias 0; draws from ``generator`` only."""
+    with torch.no_grad():
+        for m in network.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                w = m.weight
+                receptive = w[0, 0].numel()
+                fan = (w.shape[1] if mode == "fan_in" else w.shape[0]) * receptive
+                noise = torch.randn(w.shape, generator=generator, dtype=torch.float64) * math.sqrt(2.0 / fan)
+                w.copy_(noise)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, (nn.GroupNorm, nn.modules.batchnorm._BatchNorm)) and m.affine:
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+
+
+def _region_inputs(images: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` random 3x3 crops of one random channel of random ``images`` ([M, C, H, W]) -> [n, 1, 3, 3]."""
+    m, c, h, w = images.shape
+    idx = torch.randint(m, (n,), generator=generator)
+    ch = torch.randint(c, (n,), generator=generator)
+    top = torch.randint(h - 2, (n,), generator=generator)
+    left = torch.randint(w - 2, (n,), generator=generator)
+    rows = (top[:, None] + torch.arange(3))[:, :, None]
+    cols = (left[:, None] + torch.arange(3))[:, None, :]
+    crops = images[idx[:, None, None], ch[:, None, None], rows, cols]
+    return crops.unsqueeze(1)
+
+
+class _Scorer:
+    """Computes κ and R for networks under the settings, counting evaluations."""
+
+    def __init__(self, settings: SearchSettings):
+        self.s = settings
+        self.kernel_evaluations = 0
+        self.region_evaluations = 0
+
+    def kappa(self, network: nn.Module, tasks: TaskBatch, head_seed: int, label: str) -> float:
+        if self.s.indicator == "regions":
+            return 1.0
+        self.kernel_evaluations += 1
+        if self.s.indicator == "ntk":
+            return ntk_condition_number(network, tasks.inputs(), backend=self.s.backend, label=label)
+        proxy = MetaNTK(self.s.algorithm, self.s.inner_lr_time, self.s.reg, seed=head_seed, backend=self.s.backend)
+        return proxy.condition_number(network, tasks, label=label)
+
+    def regions(self, network: nn.Module, x: torch.Tensor) -> float:
+        self.region_evaluations += 1
+        return float(linear_region_count(network, x))
+
+
+def _relative_change(origin: float, candidate: float, precision: int | None) -> float:
+    if not math.isfinite(origin):
+        delta = 0.0 if not math.isfinite(candidate) else 1.0
+    elif origin == 0:
+        delta = 0.0
+    else:
+        delta = (origin - candidate) / origin
+        if not math.isfinite(delta):
+            delta = -math.inf
+    return round(delta, precision) if precision is not None and math.isfinite(delta) else delta
+
+
+def _with_removed(alphas: dict[str, torch.Tensor], cand: Candidate, op_index: int | None) -> dict[str, torch.Tensor]:
+    new = {k: v.clone() for k, v in alphas.items()}
+    if op_index is None:
+        new[cand.cell][cand.edge, :] = REMOVED
+    else:
+        new[cand.cell][cand.edge, op_index] = REMOVED
+    return new
+
+
+def run_pruning_search(space: PrunableSpace, source: TaskSource, settings: SearchSettings | None = None, *,
+                       progress: bool = False) -> SearchResult:
+    """Prune ``space``'s supernet to one architecture using tasks from ``source``."""
+    s = settings or SearchSettings()
+    start = time.perf_counter()
+    scorer = _Scorer(s)
+    alphas = {k: v.clone().float() for k, v in space.initial_alphas().items()}
+    rounds: list[dict[str, Any]] = []
+    rank_precision = s.effective_precision
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(s.seed)
+        head_rng = np.random.default_rng(s.seed)
+        pool = source(10, _derived_seed(s.seed, 999)).inputs()
+        round_index = 0
+        bar = tqdm(desc=f"MetaNTK-NAS on {space.name}", unit="round", disable=not progress)
+        while True:
+            active = {c: active_operations(a) for c, a in alphas.items()}
+            cands = [Candidate(c, e, space.op_names[o]) for c in space.cell_types for e in range(space.n_edges)
+                     if len(active[c][e]) > 1 for o in active[c][e]]
+            if not cands:
+                break
+            _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng, whole_edge=False)
+            order, k_rank, r_rank = prune_order([c.kappa_delta for c in cands], [c.region_delta for c in cands],
+                                                rank_precision)
+            removed: dict[tuple[str, int], int] = {}
+            for i in order:
+                c = cands[i]
+                c.kappa_rank, c.region_rank = k_rank[i], r_rank[i]
+                edge_active = len(active[c.cell][c.edge])
+                if removed.get((c.cell, c.edge), 0) < min(s.prune_number, edge_active - 1):
+                    removed[(c.cell, c.edge)] = removed.get((c.cell, c.edge), 0) + 1
+                    alphas[c.cell][c.edge, space.op_names.index(c.op)] = REMOVED
+                    c.pruned = True
+            rounds.append({"phase": 1, "round": round_index, "candidates": [asdict(c) for c in cands]})
+            round_index += 1
+            bar.update(1)
+        for cell in space.cell_types:
+            for lo, hi in space.edge_groups:
+                edges = [e for e, ops in enumerate(active_operations(alphas[cell][lo:hi]), lo) if ops]
+                if len(edges) <= 2:
+                    continue
+                cands = [Candidate(cell, e, space.op_names[int(torch.argmax(alphas[cell][e]))]) for e in edges]
+                _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng,
+                                  whole_edge=True)
+                order, k_rank, r_rank = prune_order([c.kappa_delta for c in cands], [c.region_delta for c in cands],
+                                                    rank_precision)
+                for rank_pos, i in enumerate(order):
+                    c = cands[i]
+                    c.kappa_rank, c.region_rank = k_rank[i], r_rank[i]
+                    if rank_pos < len(order) - 2:
+                        alphas[cell][c.edge, :] = REMOVED
+                        c.pruned = True
+                rounds.append({"phase": 2, "round": round_index, "cell": cell, "group": [lo, hi],
+                               "candidates": [asdict(c) for c in cands]})
+                round_index += 1
+                bar.update(1)
+        bar.close()
+    return SearchResult(
+        architecture=space.describe(alphas),
+        rounds=rounds,
+        alphas={k: v.tolist() for k, v in alphas.items()},
+        kernel_evaluations=scorer.kernel_evaluations,
+        region_evaluations=scorer.region_evaluations,
+        seconds=time.perf_counter() - start,
+        settings={k: (str(v) if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(s).items()},
+    )
+
+
+def _score_candidates(space: PrunableSpace, source: TaskSource, s: SearchSettings, scorer: _Scorer,
+                      alphas: dict[str, torch.Tensor], cands: list[Candidate], round_index: int,
+                      pool: torch.Tensor, head_rng: np.random.Generator, *, whole_edge: bool) -> None:
+    """Fill ``kappa_deltas`` and ``region_deltas`` of every candidate, one entry per repeat."""
+    device = torch.device(s.device)
+
+    def cand_alphas(c: Candidate) -> dict[str, torch.Tensor]:
+        return _with_removed(alphas, c, None if whole_edge else space.op_names.index(c.op))
+
+    def kernel_net() -> nn.Module:
+        return space.kernel_network(alphas).to(device).train()
+
+    def region_net() -> nn.Module:
+        return space.region_network(alphas).to(device).train()
+
+    precision = s.effective_precision
+    if s.faithful:
+        # the official loop: one origin per round with default weights; per candidate a new
+        # thin origin and, per repeat, a fresh meta-batch and a new random head per network
+        net = kernel_net()
+        for j, c in enumerate(cands):
+            thin = region_net()
+            for repeat in range(s.repeats):
+                batch_seed = _derived_seed(s.seed, round_index, j, repeat, 1)
+                tasks = source(s.n_tasks, batch_seed).to(device)
+                space.apply_alphas(net, alphas)
+                k_o = scorer.kappa(net, tasks, int(head_rng.integers(2**31)), "origin")
+                space.apply_alphas(net, cand_alphas(c))
+                k_c = scorer.kappa(net, tasks, int(head_rng.integers(2**31)), f"{c.cell}/{c.edge}/{c.op}")
+                c.kappa_deltas.append(_relative_change(k_o, k_c, precision))
+                crops = _region_inputs(pool, s.region_samples, torch.Generator().manual_seed(batch_seed)).to(device)
+                space.apply_alphas(thin, alphas)
+                r_o = scorer.regions(thin, crops)
+                space.apply_alphas(thin, cand_alphas(c))
+                c.region_deltas.append(_relative_change(r_o, scorer.regions(thin, crops), precision))
+        space.apply_alphas(net, alphas)
+        return
+    for repeat in range(s.repeats):
+        batch_seed = _derived_seed(s.seed, round_index, repeat, 1)
+        gen = torch.Generator().manual_seed(_derived_seed(s.seed, round_index, repeat, 2))
+        crops = _region_inputs(pool, s.region_samples, gen).to(device)
+        net = kernel_net()
+        _kaiming_normal_(net, mode="fan_out", generator=torch.Generator().manual_seed(batch_seed))
+        thin = region_net()
+        _kaiming_normal_(thin, mode="fan_in", generator=torch.Generator().manual_seed(batch_seed + 1))
+        tasks = source(s.n_tasks, batch_seed).to(device)
+        head_seed = _derived_seed(batch_seed, 3)
+        k_o = scorer.kappa(net, tasks, head_seed, "origin")
+        r_o = scorer.regions(thin, crops)
+        for c in cands:
+            trial = cand_alphas(c)
+            space.apply_alphas(net, trial)
+            k_c = scorer.kappa(net, tasks, head_seed, f"{c.cell}/{c.edge}/{c.op}")
+            c.kappa_deltas.append(_relative_change(k_o, k_c, precision))
+            space.apply_alphas(thin, trial)
+            c.region_deltas.append(_relative_change(r_o, scorer.regions(thin, crops), precision))
+        space.apply_alphas(net, alphas)
+        space.apply_alphas(thin, alphas)

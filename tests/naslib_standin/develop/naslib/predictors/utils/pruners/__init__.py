@@ -1,0 +1,1 @@
+"""``naslib.predictors.utils.pruners``."""

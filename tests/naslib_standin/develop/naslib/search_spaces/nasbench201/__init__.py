@@ -1,0 +1,1 @@
+"""``naslib.search_spaces.nasbench201``."""

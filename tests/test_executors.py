@@ -1,0 +1,66 @@
+"""Executors: results in input order, errors surface, and the parallel executors (a
+process pool and real Ray) give exactly the scores of the local one."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from metantk_plugin.bench.executors import LocalExecutor, ProcessExecutor, RayExecutor, make_executor
+from metantk_plugin.bench.scoring import ArchitectureScorer, sample_tasks
+from metantk_plugin.bench.settings import ScoreSettings
+
+ARCHS = [
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|",
+    "|skip_connect~0|+|none~0|nor_conv_3x3~1|+|nor_conv_1x1~0|skip_connect~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+]
+
+
+def _scorer() -> ArchitectureScorer:
+    settings = ScoreSettings(proxies=("metantk", "grad_norm", "zen", "nwot"), n_tasks=2, ways=3, image_size=8,
+                             channels=3, cells=1, seed=2)
+    return ArchitectureScorer(settings, sample_tasks(settings))
+
+
+def test_make_executor_validates():
+    assert isinstance(make_executor("local"), LocalExecutor)
+    assert make_executor("processes", 3).workers == 3
+    with pytest.raises(ValueError, match="unknown executor 'threads'"):
+        make_executor("threads")
+    with pytest.raises(ValueError, match="one item at a time; got workers=4"):
+        make_executor("local", 4)
+    with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
+        ProcessExecutor(0)
+
+
+def test_processes_keep_order_surface_errors_and_match_local():
+    scorer = _scorer()
+    local = list(LocalExecutor().map(scorer, ARCHS))
+    with ProcessExecutor(2) as pool:
+        assert list(pool.map(math.factorial, [0, 3, 4])) == [1, 6, 24]
+        with pytest.raises(ValueError, match="negative"):
+            list(pool.map(math.factorial, [1, 2, -1, 3]))
+        rows = list(pool.map(scorer, ARCHS))
+    assert [r.arch for r in rows] == ARCHS
+    assert [r.scores for r in rows] == [r.scores for r in local]
+
+
+def test_ray_matches_local_exactly():
+    ray = pytest.importorskip("ray")
+    scorer = _scorer()
+    local = [r.scores for r in LocalExecutor().map(scorer, ARCHS)]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        executor = RayExecutor(2)
+        rows = list(executor.map(scorer, ARCHS))
+        assert list(executor.map(math.factorial, [3, 4])) == [6, 24]
+        with pytest.raises(ValueError, match="negative"):
+            list(executor.map(math.factorial, [1, -1]))
+        executor.close()
+        assert ray.is_initialized()  # an instance the caller started is left running
+    finally:
+        ray.shutdown()
+    assert [r.arch for r in rows] == ARCHS
+    assert [r.scores for r in rows] == local

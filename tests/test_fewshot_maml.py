@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from metantk_plugin.fewshot.conv4 import Conv4
+from metantk_plugin.fewshot.maml import MetaConfig, MetaLearner, adapted_accuracy, meta_gradient, use_batch_statistics
+from metantk_plugin.tasks import synthetic_tasks
+
+
+def _network(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return use_batch_statistics(Conv4(num_classes=3, in_channels=1, hidden=8)).double()
+
+
+def _tasks(n_tasks: int = 3):
+    return synthetic_tasks(n_tasks, ways=3, shots=2, queries=2, image_size=12, channels=1, seed=1).to(
+        dtype=torch.float64)
+
+
+def _reference_gradient(network, tasks, algorithm, lr, steps):
+    """Plain autograd, one task at a time, written out in full."""
+    params = dict(network.named_parameters())
+    total = {name: torch.zeros_like(p) for name, p in params.items()}
+    for t in range(tasks.n_tasks):
+        sx, sy, qx, qy = tasks.support_x[t], tasks.support_y[t], tasks.query_x[t], tasks.query_y[t]
+        if algorithm == "anil":
+            s_features = functional_call(network, params, (sx,))[0]
+            q_features = functional_call(network, params, (qx,))[0]
+            w, b = params["classifier.weight"], params["classifier.bias"]
+            for _ in range(steps):
+                gw, gb = torch.autograd.grad(F.cross_entropy(F.linear(s_features, w, b), sy), (w, b),
+                                             create_graph=True)
+                w, b = w - lr * gw, b - lr * gb
+            loss = F.cross_entropy(F.linear(q_features, w, b), qy)
+            grads = torch.autograd.grad(loss, list(params.values()))
+        else:
+            fast = dict(params)
+            for _ in range(steps):
+                g = torch.autograd.grad(F.cross_entropy(functional_call(network, fast, (sx,))[1], sy),
+                                        list(fast.values()), create_graph=algorithm == "maml")
+                fast = {name: value - lr * grad for (name, value), grad in zip(fast.items(), g)}
+            if algorithm == "fomaml":
+                fast = {name: value.detach().requires_grad_() for name, value in fast.items()}
+            loss = F.cross_entropy(functional_call(network, fast, (qx,))[1], qy)
+            grads = torch.autograd.grad(loss, list(fast.values() if algorithm == "fomaml" else params.values()))
+        for name, grad in zip(params, grads):
+            total[name] += grad / tasks.n_tasks
+    return total
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil"])
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+def test_meta_gradient_matches_plain_autograd(algorithm, strategy):
+    network, tasks = _network(), _tasks()
+    expected = _reference_gradient(network, tasks, algorithm, lr=0.3, steps=2)
+    grads, loss, accuracy = meta_gradient(network, tasks, MetaConfig(algorithm=algorithm, inner_lr=0.3,
+                                                                     inner_steps=2, strategy=strategy))
+    assert set(grads) == set(expected) and 0 <= accuracy <= 1 and loss > 0
+    for name in expected:
+        torch.testing.assert_close(grads[name], expected[name], rtol=1e-7, atol=1e-10)
+    if algorithm == "anil":  # the body learns through the features
+        assert grads["features.0.weight"].abs().max() > 0
+
+
+def test_second_order_differs_from_first_order():
+    network, tasks = _network(), _tasks()
+    second, _, _ = meta_gradient(network, tasks, MetaConfig(algorithm="maml", strategy="loop"))
+    first, _, _ = meta_gradient(network, tasks, MetaConfig(algorithm="fomaml", strategy="loop"))
+    assert not torch.allclose(second["features.0.weight"], first["features.0.weight"])
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "anil"])
+def test_adapted_accuracy_is_the_same_for_both_strategies(algorithm):
+    network, tasks = _network(2), _tasks(4)
+    loop = adapted_accuracy(network, tasks, algorithm=algorithm, lr=0.5, steps=3, strategy="loop")
+    vmapped = adapted_accuracy(network, tasks, algorithm=algorithm, lr=0.5, steps=3, strategy="vmap")
+    assert loop.shape == (4,) and torch.equal(loop, vmapped)
+
+
+def test_conv4_matches_the_anchor_network():
+    network = Conv4(num_classes=5, in_channels=1)
+    assert sum(p.numel() for p in network.parameters()) == 112_261
+    features, logits = network(torch.rand(7, 1, 28, 28))
+    assert features.shape == (7, 64) and logits.shape == (7, 5)
+    assert 0.5 < float(network.classifier.weight.detach().std()) < 1.5  # MAML's N(0, 1) head
+    assert not Conv4(head_init="zeros").classifier.weight.any()
+    with pytest.raises(ValueError, match="hidden"):
+        Conv4(hidden=0)
+    with pytest.raises(ValueError, match="head_init"):
+        Conv4(head_init="xavier")
+
+
+def test_batch_statistics_are_used_in_eval_mode_too():
+    network = use_batch_statistics(Conv4(hidden=4))
+    assert not any(isinstance(b, torch.Tensor) and b.numel() > 1 for _, b in network.named_buffers())
+    x = torch.rand(6, 1, 12, 12)
+    network.eval()
+    alone = network(x[:3])[1]
+    together = network(x)[1][:3]
+    assert not torch.allclose(alone, together)  # statistics of the batch at hand
+
+
+def test_meta_step_updates_and_clips():
+    tasks = _tasks().to(dtype=torch.float32)
+    torch.manual_seed(0)
+    free = MetaLearner(Conv4(num_classes=3, hidden=8), MetaConfig(meta_lr=1e-2, strategy="loop"))
+    torch.manual_seed(0)
+    clipped = MetaLearner(Conv4(num_classes=3, hidden=8), MetaConfig(meta_lr=1e-2, grad_clip=1e-12,
+                                                                     strategy="loop"))
+    before = [p.detach().clone() for p in free.network.parameters()]
+    free.meta_step(tasks)
+    clipped.meta_step(tasks)
+    moved_free = sum(float((p.detach() - b).abs().sum()) for p, b in zip(free.network.parameters(), before))
+    moved_clipped = sum(float((p.detach() - b).abs().sum()) for p, b in zip(clipped.network.parameters(), before))
+    assert moved_free > 100 * moved_clipped > 0
+
+
+def test_bad_settings_are_explained():
+    with pytest.raises(ValueError, match="unknown algorithm 'reptile'"):
+        MetaConfig(algorithm="reptile")
+    with pytest.raises(ValueError, match="inner_steps"):
+        MetaConfig(inner_steps=0)
+    with pytest.raises(ValueError, match="inner_lr"):
+        MetaConfig(inner_lr=-1.0)
+
+    class LogitsOnly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.classifier = nn.Linear(144, 3)
+
+        def forward(self, x):
+            return self.classifier(x.flatten(1))
+
+    tasks = _tasks().to(dtype=torch.float32)
+    with pytest.raises(ValueError, match="ANIL needs a network whose forward returns"):
+        meta_gradient(LogitsOnly(), tasks, MetaConfig(algorithm="anil"))

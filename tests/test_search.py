@@ -1,0 +1,124 @@
+"""The MetaNTK-NAS pruning search: ranking rules, both spaces, both modes, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from metantk_plugin.cli import main
+from metantk_plugin.search import SearchSettings, run_pruning_search
+from metantk_plugin.search.darts_space import DartsFewshotSearchSpace
+from metantk_plugin.search.nb201_space import NB201SearchSpace
+from metantk_plugin.search.pruning import dense_ranks, prune_order, round_significant
+from metantk_plugin.spaces.darts_fewshot import Genotype
+from metantk_plugin.spaces.nasbench201 import parse_arch
+from metantk_plugin.tasks import synthetic_tasks
+
+
+def tiny_source(n_tasks: int, seed: int):
+    return synthetic_tasks(n_tasks=n_tasks, ways=3, shots=1, queries=1, image_size=8, seed=seed)
+
+
+def test_round_significant_and_dense_ranks():
+    assert round_significant(0.0123456, 3) == 0.0123
+    assert round_significant(-1234.5, 2) == -1200
+    assert round_significant(0.0, 3) == 0.0 and math.isinf(round_significant(math.inf, 3))
+    assert dense_ranks([0.5, 0.1, 0.5, 0.3], descending=True) == [0, 2, 0, 1]
+    assert dense_ranks([0.5, 0.1, 0.5, 0.3], descending=False) == [2, 0, 2, 1]
+
+
+def test_prune_order_follows_the_official_rule():
+    kappa = [0.20, 0.10, 0.20, -0.05]  # higher Δκ: removing it lowers κ most
+    regions = [0.00, 0.00, 0.30, 0.10]  # lower ΔR: removing it loses fewest regions
+    order, k_rank, r_rank = prune_order(kappa, regions, precision=None)
+    assert k_rank == [0, 1, 0, 2] and r_rank == [0, 0, 2, 1]
+    # rank sums 0, 1, 2, 3; candidates 0 and 2 tie on Δκ but not on the sum
+    assert order == [0, 1, 2, 3]
+    # a tie of rank sums keeps the Δκ-descending order (stable sorts)
+    order, _, _ = prune_order([0.1, 0.3, 0.2], [0.2, 0.0, 0.1], precision=None)
+    assert order == [1, 2, 0]
+    # 3 significant figures make 0.12341 and 0.12339 equal
+    _, k_rank, _ = prune_order([0.12341, 0.12339], [0.0, 0.0], precision=3)
+    assert k_rank == [0, 0]
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="indicator must be one of"):
+        SearchSettings(indicator="snip")
+    with pytest.raises(ValueError, match="repeats must be a positive int"):
+        SearchSettings(repeats=0)
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        SearchSettings(algorithm="reptile")
+    assert SearchSettings(faithful=True).effective_precision == 3
+    assert SearchSettings().effective_precision is None
+
+
+def test_nb201_search_is_complete_and_deterministic():
+    space = NB201SearchSpace(channels=8, cells=1)
+    settings = SearchSettings(repeats=1, n_tasks=2, region_samples=100, seed=3)
+    first = run_pruning_search(space, tiny_source, settings)
+    again = run_pruning_search(space, tiny_source, settings)
+    arch = parse_arch(first.architecture["arch"])
+    assert arch.index == first.architecture["index"]
+    assert first.architecture == again.architecture and first.rounds == again.rounds
+    # 5 -> 1 operations on 6 edges: 4 rounds of 30 + 24 + 18 + 12 candidates, the origin once per round
+    assert [len(r["candidates"]) for r in first.rounds] == [30, 24, 18, 12]
+    assert first.kernel_evaluations == 84 + 4 and first.region_evaluations == 84 + 4
+    for r in first.rounds:
+        pruned = [(c["cell"], c["edge"]) for c in r["candidates"] if c["pruned"]]
+        assert sorted(pruned) == sorted(set(pruned)) and len(pruned) == 6
+
+
+def test_faithful_mode_scores_the_origin_per_candidate():
+    space = NB201SearchSpace(channels=8, cells=1)
+    common = dict(repeats=1, n_tasks=2, region_samples=100, seed=0, prune_number=4)
+    fixed = run_pruning_search(space, tiny_source, SearchSettings(**common))
+    faithful = run_pruning_search(space, tiny_source, SearchSettings(faithful=True, **common))
+    assert fixed.kernel_evaluations == 30 + 1
+    assert faithful.kernel_evaluations == 2 * 30
+    deltas = [d for c in faithful.rounds[0]["candidates"] for d in c["kappa_deltas"]]
+    assert all(d == round(d, 3) for d in deltas)
+    again = run_pruning_search(space, tiny_source, SearchSettings(faithful=True, **common))
+    assert (faithful.rounds, faithful.architecture) == (again.rounds, again.architecture)
+
+
+def test_darts_search_returns_a_valid_genotype_and_runs_phase_two():
+    space = DartsFewshotSearchSpace(channels=16, cells=2, num_classes=3)
+    settings = SearchSettings(repeats=1, n_tasks=1, region_samples=100, seed=1, prune_number=6)
+    result = run_pruning_search(space, tiny_source, settings)
+    genotype = Genotype.from_string(result.architecture["genotype"])
+    assert Genotype.from_dict(result.architecture["genotype_json"]) == genotype
+    phase2 = [r for r in result.rounds if r["phase"] == 2]
+    assert [(r["cell"], r["group"]) for r in phase2] == [("normal", [2, 5]), ("normal", [5, 9]),
+                                                        ("reduce", [2, 5]), ("reduce", [5, 9])]
+    for r in phase2:
+        assert sum(not c["pruned"] for c in r["candidates"]) == 2
+    for cell in ("normal", "reduce"):
+        alive = [e for e, row in enumerate(result.alphas[cell]) if max(row) > -1000]
+        assert len(alive) == 6  # 2 edges per node
+
+
+def test_search_cli_writes_json_and_refuses_to_overwrite(tmp_path, capsys):
+    args = ["search", "--space", "nb201", "--data", "synthetic", "--channels", "8", "--image-size", "8",
+            "--tasks", "2", "--region-samples", "100", "--prune-number", "4", "--seed", "2",
+            "--out", str(tmp_path / "run"), "--json"]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    stored = json.loads((tmp_path / "run" / "search.json").read_text())
+    assert printed == stored
+    assert parse_arch(stored["arch"]).index == stored["index"]
+    assert stored["rounds"][0]["phase"] == 1 and stored["settings"]["seed"] == 2
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["search", "--data", "nowhere:/x"]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    assert main(["search", "--device", "cuda", "--channels", "8"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
