@@ -6,9 +6,9 @@ import pickle
 
 import numpy as np
 import pytest
+from test_data_rfs import py2_pickle_bytes
 
 from metantk_plugin.data.safe_pickle import UnsafePickleError, safe_load, safe_loads
-from tests.test_data_rfs import py2_pickle_bytes
 
 
 class _RunsCommand:

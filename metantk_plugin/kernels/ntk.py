@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 __all__ = ["BACKENDS", "NTKResult", "empirical_ntk", "kernel_modules", "split_output"]
 
@@ -254,44 +253,36 @@ def _conv2d_per_sample_grads(
         raise ValueError(
             f"Conv2d padding_mode {conv.padding_mode!r} is not supported by the 'gram' backend; use 'vmap'"
         )
-    n, groups = inp.shape[0], conv.groups
-    c_out = conv.out_channels
-    b = gout.reshape(n, groups, c_out // groups, -1)  # [N, G, O/G, P]
+    n = inp.shape[0]
     grads: dict[str, torch.Tensor] = {}
     if "weight" in wanted:
         padding = conv.padding
         if isinstance(padding, str):
             padding = _explicit_padding(conv, padding)
-        grads["weight"] = _conv2d_weight_grads(inp, b, conv.kernel_size, conv.stride, padding, conv.dilation)
+        grads["weight"] = _conv2d_weight_grads(conv, inp, gout, padding)
     if "bias" in wanted:
-        grads["bias"] = b.sum(-1).reshape(n, -1)
+        grads["bias"] = gout.sum((2, 3)).reshape(n, -1)
     return grads
 
 
-def _conv2d_weight_grads(inp: torch.Tensor, b: torch.Tensor, kernel, stride, padding, dilation) -> torch.Tensor:
+def _conv2d_weight_grads(conv: nn.Conv2d, inp: torch.Tensor, gout: torch.Tensor, padding) -> torch.Tensor:
     """Per-sample weight gradients ``[N, O * I/G * kh * kw]`` of a convolution.
 
-    dW_n[o, i, a, c] = Σ_{y,x} B_n[o, y, x] · X̃_n[i, y·s + a·d, x·s + c·d] (X̃ zero-padded):
-    one batched matrix product per kernel offset over a strided view of the padded
-    input, which is faster and lighter than materialising the im2col matrix.
+    dW_n[o, i, a, c] = Σ_{y,x} B_n[o, y, x] · X̃_n[i, y·s + a·d, x·s + c·d] (X̃ zero-padded)
+    is the weight gradient of one convolution whose batch is folded into its groups:
+    input ``[1, N·I, H, W]``, output gradient ``[1, N·O, H', W']``, ``N·G`` groups. One
+    native backward-weight call then gives all samples at once, with no im2col matrix.
     """
-    n, groups, o_per_group, positions = b.shape
-    i_per_group = inp.shape[1] // groups
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    ho, wo = _conv_out_size(inp.shape[2], kh, sh, padding[0], dh), _conv_out_size(inp.shape[3], kw, sw, padding[1], dw)
-    xp = F.pad(inp, (padding[1], padding[1], padding[0], padding[0])) if any(padding) else inp
-    bb = b.reshape(n * groups, o_per_group, positions)
-    out = inp.new_empty(n * groups, o_per_group, i_per_group, kh * kw)
-    for a in range(kh):
-        for c in range(kw):
-            window = xp[:, :, a * dh : a * dh + sh * (ho - 1) + 1 : sh, c * dw : c * dw + sw * (wo - 1) + 1 : sw]
-            window = window.reshape(n * groups, i_per_group, positions)
-            out[..., a * kw + c] = torch.bmm(bb, window.transpose(1, 2))
-    return out.reshape(n, -1)
-
-
-def _conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    n = inp.shape[0]
+    weight_shape = (n * conv.out_channels, conv.in_channels // conv.groups, *conv.kernel_size)
+    grad = torch.ops.aten.convolution_backward(
+        gout.reshape(1, n * conv.out_channels, *gout.shape[2:]),
+        inp.reshape(1, n * conv.in_channels, *inp.shape[2:]),
+        inp.new_empty(weight_shape),
+        None, list(conv.stride), list(padding), list(conv.dilation), False, [0, 0], n * conv.groups,
+        [False, True, False],
+    )[1]
+    return grad.reshape(n, -1)
 
 
 def _explicit_padding(conv: nn.Conv2d, mode: str) -> tuple[int, int]:

@@ -2,10 +2,10 @@
 
 ``GroundTruth.from_csv()`` reads the shared table: the path given, else the file named by
 the environment variable ``METANTK_NB201_CSV``, else
-``<repo>/../shared/data/nasbench201/nb201_accuracies.csv.gz``. ``from_nas_bench_201``
-(official ``.pth``), ``from_nats_bench`` (NATS-Bench topology file or fast-mode folder)
-and ``from_nni_database`` (NNI's SQLite file) read the other formats; :meth:`GroundTruth.open`
-picks one from the path. See :mod:`.accuracy_metrics` for what each split means.
+``shared/data/nasbench201/nb201_accuracies.csv.gz`` beside the working directory or a
+parent. ``from_nas_bench_201`` (official ``.pth``), ``from_nats_bench`` (NATS-Bench
+topology file or fast-mode folder) and ``from_nni_database`` (NNI's SQLite file) read the
+other formats; :meth:`GroundTruth.open` picks one from the path. See :mod:`.accuracy_metrics` for what each split means.
 """
 
 from __future__ import annotations
@@ -32,11 +32,16 @@ _SHARED_CSV = Path("shared") / "data" / "nasbench201" / "nb201_accuracies.csv.gz
 
 
 def default_csv_path() -> Path:
-    """``$METANTK_NB201_CSV`` if set, else the shared table beside the repository."""
+    """``$METANTK_NB201_CSV`` if set, else the first ``shared/data/nasbench201/nb201_accuracies.csv.gz``
+    found beside the working directory or one of its parents (``../shared/...`` from a
+    checkout) or beside the source tree (the last, when none exists)."""
     configured = os.environ.get(CSV_ENV_VAR)
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[4] / _SHARED_CSV
+    cwd = Path.cwd().resolve()
+    candidates = [folder / _SHARED_CSV for folder in (cwd, *cwd.parents)]
+    candidates.append(Path(__file__).resolve().parents[4] / _SHARED_CSV)
+    return next((c for c in candidates if c.is_file()), candidates[-1])
 
 
 class GroundTruth:

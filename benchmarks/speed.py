@@ -1,0 +1,269 @@
+"""One MetaNTK score, four ways, side by side (issue: speed against the official approach).
+
+For each network (NAS-Bench-201 C=16 N=5 with GroupNorm; the few-shot DARTS supernet
+C=48 with 5 cells, all 7 operations active) the same MetaNTK condition number is computed
+on the same 3 tasks x (5 queries + 5 supports) of 32x32 images by
+
+* ``loop``: the plain per-sample backward loop (our reference backend);
+* ``opacus``: opacus per-sample gradients (``GradSampleModule``), as the official code does;
+* ``vmap``: ``torch.func.vmap`` of per-sample gradients;
+* ``gram``: per-layer Gram matrices from one batched backward pass (our default).
+
+Runs are interleaved (strategy order rotates each repeat); the table gives median wall and
+CPU seconds, speed-ups against loop and opacus, the relative difference of each score from
+the ``gram`` score, and the arithmetic floor (forward + backward + Gram FLOPs at the
+measured matmul rate). A float64 check confirms the backends agree to 1e-10. Peak RSS and
+peak CUDA memory are printed; ``--leak-check N`` scores N NAS-Bench-201 cells in a row and
+reports RSS after each tenth of them.
+
+    python benchmarks/speed.py                      # CPU, writes benchmarks/results/speed_cpu.{json,md}
+    python benchmarks/speed.py --device cuda        # GPU, writes speed_cuda.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from metantk_plugin.kernels import condition_number, metantk_from_kernels
+from metantk_plugin.proxies.metantk import MetaNTK, seeded_head
+from metantk_plugin.spaces.darts_fewshot import DartsFewshotSupernet
+from metantk_plugin.spaces.nasbench201 import all_architectures, build_network
+from metantk_plugin.tasks import TaskBatch, synthetic_tasks
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+
+
+def networks() -> dict[str, tuple[str, Callable[[], nn.Module]]]:
+    """short key -> (name, factory)."""
+    return {
+        "nb201": ("NAS-Bench-201 C=16 N=5", lambda: build_network(NB201_ARCH, C=16, N=5, norm="group", seed=0)),
+        "darts": ("few-shot DARTS supernet C=48, 5 cells",
+                  lambda: _seeded(lambda: DartsFewshotSupernet(C=48, cells=5))),
+    }
+
+
+def _seeded(factory: Callable[[], nn.Module]) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return factory()
+
+
+def opacus_metantk(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
+    """The official recipe: opacus per-sample gradients of g = Σ head logits, then Grams."""
+    from opacus import GradSampleModule
+
+    from metantk_plugin.kernels.ntk import _WithHead, kernel_modules, split_output
+
+    x = tasks.inputs().to(next(network.parameters()).device)
+    with torch.no_grad():
+        dim = split_output(network(x[:1]))[0].shape[1]
+    head = seeded_head(dim, tasks.ways, seed=seed, device=x.device, dtype=x.dtype)
+    model = _WithHead(network, head)
+    weights = [m.weight for m in kernel_modules(model).values()]
+    for p in model.parameters():
+        p.requires_grad_(any(p is w for w in weights))
+    wrapped = GradSampleModule(model)
+    try:
+        wrapped(x).sum().backward()
+        ntk = sum(w.grad_sample.flatten(1) @ w.grad_sample.flatten(1).T for w in weights if w.grad_sample is not None)
+        head_k = head.weight.grad_sample.flatten(1) @ head.weight.grad_sample.flatten(1).T
+    finally:
+        wrapped._close()
+        for p in model.parameters():
+            p.requires_grad_(True)
+            p.grad = None
+            if hasattr(p, "grad_sample"):
+                del p.grad_sample
+    del head_k
+    phi = metantk_from_kernels(ntk, ntk, n_tasks=tasks.n_tasks, n_query=tasks.n_query, n_support=tasks.n_support)
+    return condition_number(phi)
+
+
+def strategies(has_opacus: bool) -> dict[str, Callable[[nn.Module, TaskBatch], float]]:
+    out = {"loop": lambda n, t: MetaNTK(backend="loop").condition_number(n, t)}
+    if has_opacus:
+        out["opacus"] = opacus_metantk
+    out["vmap"] = lambda n, t: MetaNTK(backend="vmap").condition_number(n, t)
+    out["gram"] = lambda n, t: MetaNTK(backend="gram").condition_number(n, t)
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_gflops(device: torch.device) -> float:
+    a = torch.randn(2048, 2048, device=device)
+    a @ a
+    _sync(device)
+    best = math.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        a @ a
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * 2048**3 / best / 1e9
+
+
+def floor_flops(network: nn.Module, x: torch.Tensor) -> float:
+    """Forward MACs x 2 x 3 (forward + backward) + the Gram matrices' FLOPs."""
+    macs = 0
+    grams = 0
+
+    def hook(module, inputs, output):
+        nonlocal macs, grams
+        w = module.weight
+        per_out = w[0].numel()
+        macs += output.numel() * per_out
+        grams += x.shape[0] ** 2 * w.numel() * 2
+
+    handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        network(x)
+    for h in handles:
+        h.remove()
+    return 3 * 2 * macs + grams
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_one(fn: Callable[[], float], device: torch.device) -> tuple[float, float, float]:
+    _sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = fn()
+    _sync(device)
+    return time.perf_counter() - wall, time.process_time() - cpu, value
+
+
+def float64_agreement(device: torch.device) -> dict[str, float]:
+    """Max relative difference of each backend's MetaNTK matrix from the loop's, in float64."""
+    net = build_network(NB201_ARCH, C=8, N=2, norm="group", seed=1).double().to(device)
+    tasks = synthetic_tasks(image_size=16, seed=1).to(device, torch.float64)
+    ref = MetaNTK(backend="loop").evaluate(net, tasks).matrix
+    return {b: float(((MetaNTK(backend=b).evaluate(net, tasks).matrix - ref).abs().max() / ref.abs().max()).item())
+            for b in ("vmap", "gram")}
+
+
+def leak_check(n: int, device: torch.device) -> list[float]:
+    archs = all_architectures()
+    tasks = synthetic_tasks(image_size=32, seed=0).to(device)
+    rss = []
+    for i in range(n):
+        net = build_network(archs[(i * 7919) % len(archs)], C=16, N=5, norm="group", seed=i).to(device)
+        MetaNTK().condition_number(net, tasks, label=str(i))
+        if (i + 1) % max(1, n // 10) == 0:
+            rss.append(_current_rss_mb())
+    return rss
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per strategy (default 5)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads on CPU (default 2)")
+    parser.add_argument("--networks", default="all", help="'nb201', 'darts' or 'all'")
+    parser.add_argument("--skip", default="", help="comma-separated strategies to leave out (e.g. loop)")
+    parser.add_argument("--leak-check", type=int, default=0, help="score this many NB201 cells and report RSS")
+    parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/speed_<device>.json)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    try:
+        import opacus  # noqa: F401
+
+        has_opacus = True
+    except ImportError:
+        has_opacus = False
+        print("opacus is not installed (pip install 'metantk-plugin[bench]'): its column is left out", file=sys.stderr)
+    tasks = synthetic_tasks(n_tasks=3, ways=5, shots=1, queries=1, image_size=32, seed=0).to(device)
+    rate = matmul_gflops(device)
+    skip = set(filter(None, args.skip.split(",")))
+    chosen = {k: v for k, v in strategies(has_opacus).items() if k not in skip}
+    report = {
+        "device": str(device), "machine": platform.processor() or platform.machine(),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__, "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "matmul_gflops": rate, "float64_max_relative_difference_vs_loop": float64_agreement(device), "networks": {},
+    }
+    for key, (name, factory) in networks().items():
+        if args.networks not in ("all", key):
+            continue
+        net = factory().to(device)
+        x = tasks.inputs()
+        floor_s = floor_flops(net, x) / (rate * 1e9)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        for fn in chosen.values():  # warm-up
+            fn(net, tasks)
+        runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in chosen}
+        peak_cuda: dict[str, float] = {}
+        keys = list(chosen)
+        for r in range(args.repeats):
+            for k in keys[r % len(keys):] + keys[: r % len(keys)]:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                runs[k].append(time_one(lambda k=k, net=net: chosen[k](net, tasks), device))
+                if device.type == "cuda":
+                    peak_cuda[k] = max(peak_cuda.get(k, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
+        rows = {}
+        ref = statistics.median(v for _, _, v in runs["gram"])
+        for k, values in runs.items():
+            wall = statistics.median(w for w, _, _ in values)
+            rows[k] = {"wall_s": wall, "cpu_s": statistics.median(c for _, c, _ in values),
+                       "score": values[0][2], "relative_difference_vs_gram": abs(values[0][2] - ref) / ref,
+                       "peak_cuda_gib": peak_cuda.get(k)}
+        for k in rows:
+            for base in ("loop", "opacus"):
+                if base in rows:
+                    rows[k][f"speedup_vs_{base}"] = rows[base]["wall_s"] / rows[k]["wall_s"]
+        report["networks"][name] = {"floor_s": floor_s, "gram_over_floor": rows["gram"]["wall_s"] / floor_s,
+                                    "strategies": rows}
+        _print_table(name, floor_s, rows)
+    report["peak_rss_mb"] = peak_rss_mb()
+    print(f"peak RSS {report['peak_rss_mb']:.0f} MB; float64 max relative difference vs loop: "
+          f"{report['float64_max_relative_difference_vs_loop']}")
+    if args.leak_check:
+        report["leak_check_rss_mb"] = leak_check(args.leak_check, device)
+        print(f"RSS after each tenth of {args.leak_check} scores (MB): "
+              + ", ".join(f"{v:.0f}" for v in report["leak_check_rss_mb"]))
+    out = args.out or RESULTS / f"speed_{device.type}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+def _print_table(name: str, floor_s: float, rows: dict) -> None:
+    print(f"\n{name}: arithmetic floor {floor_s:.3f} s")
+    print(f"{'strategy':8s} {'wall s':>8s} {'cpu s':>8s} {'vs loop':>8s} {'vs opacus':>9s} "
+          f"{'rel. diff':>10s} {'CUDA GiB':>8s}")
+    for k, r in rows.items():
+        cuda = f"{r['peak_cuda_gib']:.2f}" if r["peak_cuda_gib"] is not None else "-"
+        print(f"{k:8s} {r['wall_s']:8.3f} {r['cpu_s']:8.3f} {r.get('speedup_vs_loop', float('nan')):8.2f} "
+              f"{r.get('speedup_vs_opacus', float('nan')):9.2f} {r['relative_difference_vs_gram']:10.2e} {cuda:>8s}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
