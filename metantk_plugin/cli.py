@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
-from metantk_plugin import __version__, commands
+# Before torch starts OpenMP: idle threads sleep instead of spinning, so a run that shares
+# its cores with another process does not slow down several-fold.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from metantk_plugin import __version__, commands  # noqa: E402
 
 _DESCRIPTION = """\
 MetaNTK: a training-free proxy for how well an architecture meta-learns, and
