@@ -156,8 +156,9 @@ def markdown(report, config: dict, settings: ScoreSettings, n_scored: int, n_con
           for name, c in sorted(checks.items(), key=lambda kv: -costs.get(kv[0], 0.0))),
         f"| total | {costs['total']:.3f} | | | |",
         "",
-        f"Wall time of this invocation: {wall:.0f} s. metantk-plugin {__version__}, torch {torch.__version__}, "
-        f"Python {platform.python_version()}.",
+        f"Wall time of this invocation: {wall:.0f} s (cells already in the score file are reused, not "
+        f"recomputed); scoring all {n_scored} cells took {costs['total'] * n_scored:.0f} s of worker time. "
+        f"metantk-plugin {__version__}, torch {torch.__version__}, Python {platform.python_version()}.",
         "",
     ]
     return "\n".join(lines)

@@ -120,7 +120,8 @@ def markdown(result: dict, command: str, wall: float) -> str:
     lines = [
         "# Cross-check with NAS-Bench-Suite-Zero's published NAS-Bench-201 scores",
         "",
-        f"Command: `{command}` (wall time {wall:.0f} s on the shared 2-core machine).",
+        f"Command: `{command}` (this invocation: {wall:.0f} s on the shared 2-core machine; cells already in "
+        "the score files are reused, not recomputed; the s/cell column gives the scoring cost).",
         "",
         "Published: `nb201_zc_proxies.csv.gz`, columns `c10_*` (CIFAR-10 network C=16, N=5, 10 classes, "
         "BatchNorm, one CIFAR-10 batch of 64). Ours: the same network from `build_network`, PyTorch's default "

@@ -1,6 +1,8 @@
 """Scoring many architectures: the resumable score store, executors, rank correlation
 with ground truth, and plots."""
 
+from __future__ import annotations
+
 from metantk_plugin.bench.correlation import CorrelationResult, correlate
 from metantk_plugin.bench.executors import make_executor
 from metantk_plugin.bench.scoring import score_architectures
