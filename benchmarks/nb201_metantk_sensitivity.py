@@ -100,7 +100,8 @@ def markdown(config: dict, rows: list, command: str, wall: float) -> str:
         "",
         config["description"],
         "",
-        f"Command: `{command}` (wall time {wall:.0f} s on the shared 2-core machine). "
+        f"Command: `{command}` (this invocation: {wall:.0f} s on the shared 2-core machine; cells already in "
+        "the score files are reused, not recomputed; s/cell gives the scoring cost). "
         f"{config['cells']} cells; Spearman ρ of −MetaNTK condition number with the 200-epoch "
         f"{config['metric']} accuracy, percentile 95% intervals from {config['bootstrap']} bootstrap resamples. "
         "`infinite` counts cells whose MetaNTK is singular (κ = inf; ranked last).",

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from metantk_plugin.kernels import split_output
+from metantk_plugin.norms import batchnorm_to_groupnorm
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.registry import get_proxy
 from metantk_plugin.spaces.nasbench201.codec import NB201Arch, parse_arch
@@ -74,7 +75,6 @@ NON_FINITE_SCORE = -1e8
 
 _CORE_PROXY = {"maml": "metantk", "anil": "metantk_anil"}
 _REGISTERED = "_metantk_plugin_measures"  # on a NASLib registry module: {measure name: impl_args} we added
-_MAX_GROUPS = 16
 
 
 # ---------------------------------------------------------------------------- settings
@@ -200,31 +200,11 @@ def _score_private_copy(net: nn.Module, inputs: torch.Tensor, targets: torch.Ten
         )
     tasks = tasks_from_batch(inputs, targets, ways=settings.ways, shots=settings.shots, queries=settings.queries,
                              n_tasks=settings.n_tasks, seed=settings.seed)
-    _batchnorm_to_groupnorm(net)
+    batchnorm_to_groupnorm(net)
     proxy = get_proxy(_CORE_PROXY[algorithm])
     kappa = proxy.compute(_FeaturesAndLogits(net), tasks, seed=settings.seed, inner_lr_time=settings.inner_lr_time,
                           reg=settings.reg, backend=settings.backend)
     return proxy.oriented(kappa)
-
-
-def _group_count(channels: int) -> int:
-    """The largest divisor of ``channels`` not above 16."""
-    return max(g for g in range(1, min(_MAX_GROUPS, channels) + 1) if channels % g == 0)
-
-
-def _batchnorm_to_groupnorm(module: nn.Module) -> None:
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            norm = nn.GroupNorm(_group_count(child.num_features), child.num_features, eps=child.eps,
-                                affine=child.affine)
-            if child.affine:
-                with torch.no_grad():
-                    norm.weight.copy_(child.weight)
-                    norm.bias.copy_(child.bias)
-                norm = norm.to(child.weight.device)
-            setattr(module, name, norm)
-        else:
-            _batchnorm_to_groupnorm(child)
 
 
 class _FeaturesAndLogits(nn.Module):

@@ -28,6 +28,7 @@ from metantk_plugin.kernels import (
     metantk_from_kernels,
     split_output,
 )
+from metantk_plugin.proxies._network import device_dtype
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = ["ALGORITHMS", "MetaNTK", "MetaNTKResult", "seeded_head"]
@@ -55,12 +56,6 @@ def seeded_head(in_features: int, out_features: int, *, seed: int,
         head.weight.copy_(torch.rand(out_features, in_features, generator=gen, dtype=torch.float64) * 2 * bound - bound)
         head.bias.copy_(torch.rand(out_features, generator=gen, dtype=torch.float64) * 2 * bound - bound)
     return head.to(device=device, dtype=dtype)
-
-
-def _network_device_dtype(network: nn.Module) -> tuple[torch.device, torch.dtype]:
-    for p in network.parameters():
-        return p.device, p.dtype
-    return torch.device("cpu"), torch.get_default_dtype()
 
 
 class MetaNTK:
@@ -100,7 +95,7 @@ class MetaNTK:
         """Φ, its ascending eigenvalues and its condition number for ``network`` on ``tasks``."""
         if not isinstance(tasks, TaskBatch):
             raise TypeError(f"tasks must be a TaskBatch, got {type(tasks).__name__}")
-        device, dtype = _network_device_dtype(network)
+        device, dtype = device_dtype(network)
         x = tasks.inputs().to(device=device, dtype=dtype)
         with torch.no_grad():
             features, _ = split_output(network(x[:1]))

@@ -33,16 +33,11 @@ import torch
 from torch import nn
 
 from metantk_plugin.kernels import split_output
+from metantk_plugin.norms import group_norm_like
 
-__all__ = ["NORM_MODES", "group_count", "kernel_ready"]
+__all__ = ["NORM_MODES", "kernel_ready"]
 
 NORM_MODES = ("group", "eval", "none")
-_MAX_GROUPS = 16
-
-
-def group_count(channels: int) -> int:
-    """The largest divisor of ``channels`` not above 16."""
-    return max(g for g in range(1, min(_MAX_GROUPS, channels) + 1) if channels % g == 0)
 
 
 def kernel_ready(
@@ -91,19 +86,9 @@ def _replace_batchnorm(network: nn.Module, norm: str) -> None:
             if norm == "eval":
                 child.eval()
             else:
-                setattr(network, name, _group_norm_like(child) if norm == "group" else nn.Identity())
+                setattr(network, name, group_norm_like(child) if norm == "group" else nn.Identity())
         else:
             _replace_batchnorm(child, norm)
-
-
-def _group_norm_like(bn: nn.modules.batchnorm._BatchNorm) -> nn.GroupNorm:
-    channels = bn.num_features
-    gn = nn.GroupNorm(group_count(channels), channels, eps=bn.eps, affine=bn.affine)
-    if bn.affine:
-        with torch.no_grad():
-            gn.weight.copy_(bn.weight)
-            gn.bias.copy_(bn.bias)
-    return gn.to(device=bn.weight.device if bn.affine else None)
 
 
 def _feature_layer(network: nn.Module, feature_layer: str | None) -> nn.Module | None:

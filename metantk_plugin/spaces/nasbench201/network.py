@@ -30,12 +30,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from metantk_plugin.norms import group_count
 from metantk_plugin.spaces.nasbench201.codec import EDGES, NB201Arch, parse_arch
 
 __all__ = ["NORMS", "NB201Network", "build_network"]
 
 NORMS = ("batch", "group", "none")
-_MAX_GROUPS = 16
 
 
 class NB201Network(nn.Module):
@@ -178,6 +178,5 @@ def _norm_layer(norm: str, channels: int) -> nn.Module:
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "group":
-        groups = max(g for g in range(1, min(_MAX_GROUPS, channels) + 1) if channels % g == 0)
-        return nn.GroupNorm(groups, channels)
+        return nn.GroupNorm(group_count(channels), channels)
     return nn.Identity()
