@@ -39,7 +39,6 @@ def test_processes_keep_order_surface_errors_and_match_local():
     scorer = _scorer()
     local = list(LocalExecutor().map(scorer, ARCHS))
     with ProcessExecutor(2) as pool:
-        assert list(pool.map(math.factorial, [0, 3, 4])) == [1, 6, 24]
         with pytest.raises(ValueError, match="negative"):
             list(pool.map(math.factorial, [1, 2, -1, 3]))
         rows = list(pool.map(scorer, ARCHS))

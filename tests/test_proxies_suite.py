@@ -146,7 +146,7 @@ def test_fisher_matches_its_channel_formula(tasks):
     a1 = net.fc1(x.flatten(1))
     a2 = net.fc2(net.relu(a1))
     g1, g2 = torch.autograd.grad(F.cross_entropy(a2, y), [a1, a2])
-    expected = sum(float(0.5 * (a * g).pow(2).mean(0).sum()) * fan
+    expected = sum(float(0.5 * (a.detach() * g).pow(2).mean(0).sum()) * fan
                    for a, g, fan in ((a1, g1, 3 * 8 * 8), (a2, g2, 6)))
     assert compute_proxy("fisher", net, tasks) == pytest.approx(expected, rel=1e-5)
 
@@ -178,7 +178,7 @@ def test_size_proxies_count_exactly(tasks):
                         nn.Linear(4, 3))
     assert compute_proxy("params", net, tasks) == 3 * 4 * 9 + 8 + (4 * 2 * 9 + 4) + (4 * 3 + 3)
     assert compute_proxy("flops", net, tasks) == 4 * 8 * 8 * 3 * 9 + 4 * 4 * 4 * 2 * 9 + 3 * 4
-    norms = [m.weight.norm() for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    norms = [m.weight.detach().norm() for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert compute_proxy("l2_norm", net, tasks) == pytest.approx(float(sum(norms)))
     # NAS-Bench-201's own count for the CIFAR-10 network of this cell (C=16, N=5)
     full = build_network(ARCH, num_classes=10, seed=0)
