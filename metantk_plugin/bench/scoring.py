@@ -62,9 +62,13 @@ class ArchitectureScorer:
                 networks[norm] = net.to(device=device, dtype=dtype).train()
             t0 = time.perf_counter()
             try:
-                value = compute_proxy(column, networks[norm], tasks, seed=s.seed, **s.options_for(column))
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    value = compute_proxy(column, networks[norm], tasks, seed=s.seed, **s.options_for(column))
             except Exception as exc:
                 raise RuntimeError(f"proxy {column!r} failed on {arch}: {type(exc).__name__}: {exc}") from exc
+            for w in caught:  # name the architecture in what the proxy warned about
+                warnings.warn(f"{column} on {arch}: {w.message}", w.category, stacklevel=2)
             scores.append(float(value))
             seconds.append(time.perf_counter() - t0)
         return ScoreRow(arch, tuple(scores), tuple(seconds), time.perf_counter() - start)

@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "correlate",
         help="rank correlation of each proxy in a score file with NAS-Bench-201 accuracy",
-        description="Spearman ρ, Kendall τ and top-10%% precision, with bootstrap 95%% intervals, of every "
+        description="Spearman ρ, Kendall τ and top-10% precision, with bootstrap 95% intervals, of every "
                     "proxy in a score file (from 'metantk score') against trained NAS-Bench-201 accuracies.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
