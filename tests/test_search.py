@@ -85,10 +85,11 @@ def test_faithful_mode_scores_the_origin_per_candidate():
     assert (faithful.rounds, faithful.architecture) == (again.rounds, again.architecture)
 
 
-def test_darts_search_returns_a_valid_genotype_and_runs_phase_two():
+def test_darts_search_returns_the_same_valid_genotype_twice_and_runs_phase_two():
     space = DartsFewshotSearchSpace(channels=16, cells=2, num_classes=3)
     settings = SearchSettings(repeats=1, n_tasks=1, region_samples=100, seed=1, prune_number=6)
     result = run_pruning_search(space, tiny_source, settings)
+    assert run_pruning_search(space, tiny_source, settings).architecture == result.architecture
     genotype = Genotype.from_string(result.architecture["genotype"])
     assert Genotype.from_dict(result.architecture["genotype_json"]) == genotype
     phase2 = [r for r in result.rounds if r["phase"] == 2]
