@@ -271,12 +271,8 @@ def run_pruning_search(space: PrunableSpace, source: TaskSource, settings: Searc
             if not cands:
                 break
             _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng, whole_edge=False)
-            order, k_rank, r_rank = prune_order([c.kappa_delta for c in cands], [c.region_delta for c in cands],
-                                                rank_precision)
             removed: dict[tuple[str, int], int] = {}
-            for i in order:
-                c = cands[i]
-                c.kappa_rank, c.region_rank = k_rank[i], r_rank[i]
+            for c in _ranked(cands, rank_precision):
                 edge_active = len(active[c.cell][c.edge])
                 if removed.get((c.cell, c.edge), 0) < min(s.prune_number, edge_active - 1):
                     removed[(c.cell, c.edge)] = removed.get((c.cell, c.edge), 0) + 1
@@ -293,12 +289,8 @@ def run_pruning_search(space: PrunableSpace, source: TaskSource, settings: Searc
                 cands = [Candidate(cell, e, space.op_names[int(torch.argmax(alphas[cell][e]))]) for e in edges]
                 _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng,
                                   whole_edge=True)
-                order, k_rank, r_rank = prune_order([c.kappa_delta for c in cands], [c.region_delta for c in cands],
-                                                    rank_precision)
-                for rank_pos, i in enumerate(order):
-                    c = cands[i]
-                    c.kappa_rank, c.region_rank = k_rank[i], r_rank[i]
-                    if rank_pos < len(order) - 2:
+                for rank_pos, c in enumerate(_ranked(cands, rank_precision)):
+                    if rank_pos < len(cands) - 2:
                         alphas[cell][c.edge, :] = REMOVED
                         c.pruned = True
                 rounds.append({"phase": 2, "round": round_index, "cell": cell, "group": [lo, hi],
@@ -315,6 +307,14 @@ def run_pruning_search(space: PrunableSpace, source: TaskSource, settings: Searc
         seconds=time.perf_counter() - start,
         settings={k: (str(v) if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(s).items()},
     )
+
+
+def _ranked(cands: list[Candidate], precision: int | None) -> list[Candidate]:
+    """The candidates in pruning order, with their Δκ and ΔR ranks filled in."""
+    order, k_rank, r_rank = prune_order([c.kappa_delta for c in cands], [c.region_delta for c in cands], precision)
+    for i, c in enumerate(cands):
+        c.kappa_rank, c.region_rank = k_rank[i], r_rank[i]
+    return [cands[i] for i in order]
 
 
 def _score_candidates(space: PrunableSpace, source: TaskSource, s: SearchSettings, scorer: _Scorer,
