@@ -5,12 +5,12 @@ codec and database schema."""
 from __future__ import annotations
 
 import math
-import os
 import sys
 
 import pandas as pd
 import pytest
 import torch
+from nni_support import require_nni_module
 from torch import nn
 
 from metantk_plugin.integrations.nni import INVALID_SCORE, kernel_ready, score_network
@@ -19,17 +19,6 @@ from metantk_plugin.norms import group_count
 from metantk_plugin.search.space import REMOVED
 from metantk_plugin.spaces.nasbench201 import all_architectures
 from metantk_plugin.tasks import TaskBatch, synthetic_tasks
-
-
-def _require(module: str):
-    from metantk_plugin.integrations.nni._require import require_nni
-
-    try:
-        return require_nni(module)
-    except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"NNI is not installed but CI is set: {exc}")
-        pytest.skip(str(exc))
 
 
 class BNNet(nn.Module):
@@ -127,12 +116,12 @@ def test_score_network_orients_and_replaces_non_finite():
 
 # ---------------------------------------------------------------------- evaluator and filter
 def _space():
-    hub = _require("nni.nas.hub.pytorch")
+    hub = require_nni_module("nni.nas.hub.pytorch")
     return hub.NasBench201(stem_out_channels=4, num_modules_per_stack=1, num_labels=3)
 
 
 def _frozen(space, arch_index: int):
-    nas_space = _require("nni.nas.space")
+    nas_space = require_nni_module("nni.nas.space")
     executable = nas_space.SimplifiedModelSpace.from_model(space)
     return executable.freeze(all_architectures()[arch_index].to_nni())
 
@@ -140,7 +129,7 @@ def _frozen(space, arch_index: int):
 def test_evaluator_is_traced_and_rebuilt_from_its_arguments():
     from metantk_plugin.integrations.nni import ProxyEvaluator
 
-    nni = _require("nni")
+    nni = require_nni_module("nni")
     space = _space()
     options = {"image_size": 8, "ways": 3}
     evaluator = ProxyEvaluator(tasks="synthetic", task_options=options, n_tasks=2, task_seed=4, seed=1)
@@ -219,7 +208,7 @@ def test_nni_space_as_prunable_space():
     alphas["choices"][:, [1, 4]] = REMOVED
     assert prunable.describe(alphas) == {"sample": {label: "conv_3x3" for label in prunable.labels}}
 
-    nas_space = _require("nni.nas.space")
+    nas_space = require_nni_module("nni.nas.space")
     for executable in (nas_space.SimplifiedModelSpace, nas_space.RawFormatModelSpace):  # what strategies receive
         assert NNIPrunableSpace(executable.from_model(space)).labels == prunable.labels
 
@@ -232,8 +221,8 @@ def test_nni_space_as_prunable_space():
 def test_pruning_refuses_spaces_with_other_choices():
     from metantk_plugin.integrations.nni import NNIPrunableSpace
 
-    nni = _require("nni")
-    nas_nn = _require("nni.nas.nn.pytorch")
+    nni = require_nni_module("nni")
+    nas_nn = require_nni_module("nni.nas.nn.pytorch")
 
     class WidthSpace(nas_nn.ModelSpace):
         def __init__(self):
@@ -255,7 +244,7 @@ def test_pruning_refuses_spaces_with_other_choices():
 def test_sample_strings_agree_with_nnis_own_parser():
     from metantk_plugin.integrations.nni import sample_from_string, sample_to_string
 
-    db_gen = _require("nni.nas.benchmark.nasbench201.db_gen")
+    db_gen = require_nni_module("nni.nas.benchmark.nasbench201.db_gen")
     for arch in all_architectures()[::97]:
         text = arch.to_string()
         sample = sample_from_string(text)
@@ -282,9 +271,9 @@ def test_accuracy_from_the_shared_table(shared_data):
 def test_accuracy_from_an_nni_database(tmp_path, monkeypatch):
     from metantk_plugin.integrations.nni import nb201_ground_truth, nni_database_path, sample_from_string
 
-    schema = _require("nni.nas.benchmark.nasbench201.schema")
-    query = _require("nni.nas.benchmark.nasbench201.query")
-    sqlite_ext = _require("playhouse.sqlite_ext")
+    schema = require_nni_module("nni.nas.benchmark.nasbench201.schema")
+    query = require_nni_module("nni.nas.benchmark.nasbench201.query")
+    sqlite_ext = require_nni_module("playhouse.sqlite_ext")
     monkeypatch.setenv("NASBENCHMARK_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="nni.nas.benchmark.download nasbench201"):
         nb201_ground_truth("nni")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from nni_support import require_nni_module
 
 from metantk_plugin.integrations.nni import INVALID_SCORE, kernel_ready
 from metantk_plugin.proxies import compute_proxy, get_proxy
@@ -22,17 +23,6 @@ from metantk_plugin.spaces.mixed_edges import active_operations
 from metantk_plugin.tasks import TaskBatch, synthetic_tasks
 
 SEED = 3
-
-
-def _require(module: str):
-    from metantk_plugin.integrations.nni._require import require_nni
-
-    try:
-        return require_nni(module)
-    except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"NNI is not installed but CI is set: {exc}")
-        pytest.skip(str(exc))
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -47,8 +37,8 @@ def nni_home(tmp_path, monkeypatch):
     """HOME, NNI's config dir, cache and experiment manifest moved into tmp_path; afterwards
     the real home's nni-experiments, the environment's nni config dir and the working
     directory must be unchanged."""
-    config_utils = _require("nni.tools.nnictl.config_utils")
-    _require("nni.nas.experiment")
+    config_utils = require_nni_module("nni.tools.nnictl.config_utils")
+    require_nni_module("nni.nas.experiment")
     real_home = Path(os.path.expanduser("~"))
     watched = [real_home / "nni-experiments", Path(sys.prefix) / "nni", Path.cwd() / "nni-experiments"]
     before = [_snapshot(folder) for folder in watched]
@@ -68,7 +58,7 @@ def nni_home(tmp_path, monkeypatch):
 
 
 def _space(num_labels: int = 3):
-    hub = _require("nni.nas.hub.pytorch")
+    hub = require_nni_module("nni.nas.hub.pytorch")
     return hub.NasBench201(stem_out_channels=4, num_modules_per_stack=1, num_labels=num_labels)
 
 
@@ -79,7 +69,7 @@ def _tasks() -> TaskBatch:
 def _run(space, evaluator, strategy, trials: int, workdir: Path):
     from metantk_plugin.integrations.nni import sequential_config
 
-    experiment_module = _require("nni.nas.experiment")
+    experiment_module = require_nni_module("nni.nas.experiment")
     exp = experiment_module.NasExperiment(space, evaluator, strategy, sequential_config(trials, workdir))
     try:
         exp.run()
@@ -103,7 +93,7 @@ def _direct(space, sample: dict, tasks: TaskBatch, proxy: str = "metantk") -> tu
 def test_reported_metrics_equal_direct_scores(nni_home, tmp_path, strategy_name):
     from metantk_plugin.integrations.nni import ProxyEvaluator
 
-    strategies = _require("nni.nas.strategy")
+    strategies = require_nni_module("nni.nas.strategy")
     if strategy_name == "Random":
         strategy = strategies.Random(seed=0)
     else:
@@ -129,7 +119,7 @@ def test_reported_metrics_equal_direct_scores(nni_home, tmp_path, strategy_name)
 def test_any_registered_proxy_and_non_finite_scores(nni_home, tmp_path):
     from metantk_plugin.integrations.nni import ProxyEvaluator
 
-    strategies = _require("nni.nas.strategy")
+    strategies = require_nni_module("nni.nas.strategy")
     space, tasks = _space(), _tasks()
     models, _ = _run(space, ProxyEvaluator("linear_regions", tasks=tasks, seed=SEED), strategies.Random(seed=1), 8,
                      tmp_path / "regions")
@@ -150,10 +140,10 @@ def test_any_registered_proxy_and_non_finite_scores(nni_home, tmp_path):
 def test_filter_rejects_outside_top_fraction(nni_home, tmp_path):
     from metantk_plugin.integrations.nni import ProxyFilter
 
-    strategies = _require("nni.nas.strategy")
-    middleware = _require("nni.nas.strategy.middleware")
-    evaluator_module = _require("nni.nas.evaluator")
-    nni = _require("nni")
+    strategies = require_nni_module("nni.nas.strategy")
+    middleware = require_nni_module("nni.nas.strategy.middleware")
+    evaluator_module = require_nni_module("nni.nas.evaluator")
+    nni = require_nni_module("nni")
     evaluated = []
 
     def expensive(model):
