@@ -4,6 +4,10 @@ process pool and real Ray) give exactly the scores of the local one."""
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -63,3 +67,42 @@ def test_ray_matches_local_exactly():
         ray.shutdown()
     assert [r.arch for r in rows] == ARCHS
     assert [r.scores for r in rows] == local
+
+
+_SLOW_POOL = """
+import time
+from metantk_plugin.bench.executors import ProcessExecutor
+with ProcessExecutor(2) as pool:
+    for _ in pool.map(time.sleep, [60] * 4):
+        pass
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_end_when_their_parent_is_killed():
+    parent = subprocess.Popen([sys.executable, "-c", _SLOW_POOL])
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = _children(parent.pid)
+    assert len(workers) >= 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=,cmd=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

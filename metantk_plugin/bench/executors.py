@@ -13,7 +13,11 @@ not fight over the cores. Results are yielded lazily and in order, with at most
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -59,10 +63,22 @@ def _check_workers(workers: int) -> int:
 
 
 _WORKER_FN: Callable | None = None
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    """Ask Linux to end this worker when the process that started it dies, so a run killed
+    with ``kill -9`` leaves no orphaned worker busy (elsewhere workers end at their next item)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the request was made
+            os._exit(1)
 
 
 def _install_worker(fn: Callable, threads: int) -> None:
     global _WORKER_FN
+    _end_with_parent()
     torch.set_num_threads(threads)
     _WORKER_FN = fn
 

@@ -1,19 +1,30 @@
-"""Correlate a score file with NAS-Bench-201 ground truth and format the result."""
+"""Correlate a score file with ground truth and format the result.
+
+Ground truth is a NAS-Bench-201 accuracy table (CIFAR-10/100, ImageNet16-120; the
+shared CSV, the official ``.pth``, NATS-Bench or NNI files) or a few-shot accuracy table
+written by ``metantk evaluate --archs ... --out TABLE.h5``, whose accuracy columns become
+the targets (``omniglot 5-way 1-shot``, ...); for NAS-Bench-201 cells the ``datasets``
+asked for are then added beside them from the NAS-Bench-201 table."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import pandas as pd
 
 from metantk_plugin.bench.correlation import CorrelationResult, correlate
 from metantk_plugin.bench.store import read_scores, read_settings, score_directions
 from metantk_plugin.spaces.nasbench201 import DATASETS, GroundTruth
 
-__all__ = ["CorrelationReport", "correlate_score_file", "format_table", "parse_datasets"]
+__all__ = ["CorrelationReport", "correlate_score_file", "fewshot_targets", "format_table", "parse_datasets",
+           "proxy_directions"]
+
+_ACCURACY_COLUMN = re.compile(r"acc_(\d+)way_(\d+)shot")
 
 
 @dataclass(frozen=True)
@@ -58,11 +69,67 @@ def parse_datasets(text: str) -> list[str]:
     return names
 
 
+def proxy_directions(names: Sequence[str]) -> dict[str, bool]:
+    """``{name: higher_is_better}`` of registered and population proxies (e.g. the columns
+    of a CSV exported by ``metantk score --csv``)."""
+    from metantk_plugin.proxies import get_proxy
+    from metantk_plugin.proxies.population import POPULATION_PROXIES
+
+    return {n: POPULATION_PROXIES[n].higher_is_better if n in POPULATION_PROXIES else get_proxy(n).higher_is_better
+            for n in names}
+
+
+def fewshot_targets(table: pd.DataFrame, data: str) -> dict[str, pd.Series]:
+    """The accuracy columns of a few-shot table (:func:`~metantk_plugin.fewshot.table.read_fewshot_table`)
+    in percent (as NAS-Bench-201's) as Series indexed by architecture, named ``'{data} {W}-way {S}-shot'``."""
+    targets = {}
+    for column in table.columns:
+        match = _ACCURACY_COLUMN.fullmatch(column)
+        if match:
+            name = f"{data} {match[1]}-way {match[2]}-shot"
+            targets[name] = pd.Series(100 * table[column].to_numpy(), index=pd.Index(table["arch"]), name=name)
+    return targets
+
+
+def _is_fewshot_table(truth: str | Path | None) -> bool:
+    return truth is not None and Path(truth).is_file() and h5py.is_hdf5(truth)
+
+
+def _targets(path: Path, settings: dict, archs: list[str], truth: str | Path | None, datasets: Sequence[str] | None,
+             split: str, epochs: int) -> tuple[str, dict[str, pd.Series]]:
+    """The ground truth's description and its accuracy Series by target name."""
+    from metantk_plugin.fewshot.table import read_fewshot_table
+
+    targets: dict[str, pd.Series] = {}
+    descriptions = []
+    space = settings.get("space")
+    if _is_fewshot_table(truth):
+        table, table_settings = read_fewshot_table(truth)
+        if table_settings["space"] != space:
+            raise ValueError(f"{truth} holds {table_settings['space']!r} architectures but {path} scores the "
+                             f"{space!r} space")
+        data = table_settings["data"].split(":", 1)[0]
+        protocol = table_settings["evaluation"]["protocol"]
+        targets.update({f"{name} ({protocol})": series for name, series in fewshot_targets(table, data).items()})
+        descriptions.append(f"{truth} ({len(table)} architectures, {protocol})")
+        truth = None
+        if not datasets:
+            return "; ".join(descriptions), targets
+    if space != "nb201":
+        raise ValueError(f"{path} scores the {space!r} space; NAS-Bench-201 accuracies exist for nb201 only")
+    ground = GroundTruth.open(truth)
+    descriptions.append(ground.description)
+    for dataset in datasets or ("cifar10",):
+        series = ground.accuracies(archs, dataset=dataset, split=split, epochs=epochs)
+        targets[dataset] = pd.Series(series.to_numpy(), index=pd.Index(archs), name=dataset)
+    return "; ".join(descriptions), targets
+
+
 def correlate_score_file(
     path: str | Path,
     *,
     truth: str | Path | None = None,
-    datasets: Sequence[str] = ("cifar10",),
+    datasets: Sequence[str] | None = None,
     split: str = "test",
     epochs: int = 200,
     proxies: Sequence[str] | None = None,
@@ -71,12 +138,11 @@ def correlate_score_file(
     seed: int = 0,
 ) -> CorrelationReport:
     """Spearman, Kendall and top-k precision of every proxy in the score file ``path``
-    against the accuracies of ``truth`` (a result file; default: the shared NAS-Bench-201
-    table) for each dataset."""
+    against the accuracies of ``truth``: a NAS-Bench-201 result file (default: the shared
+    table) for each of ``datasets`` (default CIFAR-10), or a few-shot table, whose accuracy
+    columns come first, followed by ``datasets`` when given (see the module docstring)."""
     path = Path(path)
     settings = read_settings(path)
-    if settings.get("space") != "nb201":
-        raise ValueError(f"{path} scores the {settings.get('space')!r} space; ground truth exists for nb201 only")
     scores = read_scores(path)
     directions = score_directions(path)
     if proxies is not None:
@@ -86,16 +152,12 @@ def correlate_score_file(
         directions = {p: directions[p] for p in proxies}
     if len(scores) < 3:
         raise ValueError(f"{path} holds {len(scores)} scored architectures; need at least 3 to correlate")
-    ground = GroundTruth.open(truth)
-    accuracies: dict[str, pd.Series] = {}
+    description, accuracies = _targets(path, settings, list(scores["arch"]), truth, datasets, split, epochs)
     results: list[CorrelationResult] = []
-    for dataset in datasets:
-        series = ground.accuracies(list(scores["arch"]), dataset=dataset, split=split, epochs=epochs)
-        acc = pd.Series(series.to_numpy(), index=pd.Index(scores["arch"]), name=dataset)
-        accuracies[dataset] = acc
-        results.extend(correlate(scores, acc, directions, target=dataset, n_bootstrap=n_bootstrap,
+    for target, acc in accuracies.items():
+        results.extend(correlate(scores, acc, directions, target=target, n_bootstrap=n_bootstrap,
                                  top_fraction=top_fraction, seed=seed))
-    return CorrelationReport(path, ground.description, split, int(epochs), n_bootstrap, seed, settings, scores,
+    return CorrelationReport(path, description, split, int(epochs), n_bootstrap, seed, settings, scores,
                              directions, accuracies, results)
 
 

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from metantk_plugin.bench.architectures import build_architecture, canonical_architecture
 from metantk_plugin.bench.executors import make_executor
 from metantk_plugin.bench.settings import ScoreSettings, architecture_seed
-from metantk_plugin.bench.store import ScoreRow, ScoreStore
+from metantk_plugin.bench.store import ScoreRow, ScoreStore, commit_stream
 from metantk_plugin.data.sources import task_sampler_from_spec
 from metantk_plugin.proxies import compute_proxy
 from metantk_plugin.proxies.population import POPULATION_PROXIES
@@ -116,25 +115,6 @@ def score_architectures(
         done_before = len(wanted) - len(todo)
         if todo:
             scorer = ArchitectureScorer(settings, sample_tasks(settings))
-            _run(store, pool.map(scorer, todo), len(wanted), done_before, chunk_size, commit_seconds, progress)
+            commit_stream(store, pool.map(scorer, todo), total=len(wanted), done=done_before, chunk_size=chunk_size,
+                          commit_seconds=commit_seconds, progress=progress, description="scoring")
     return RunSummary(Path(out), len(wanted), done_before, len(todo), time.perf_counter() - start)
-
-
-def _run(store: ScoreStore, rows, total: int, done: int, chunk_size: int, commit_seconds: float,
-         progress: bool) -> None:
-    buffer: list[ScoreRow] = []
-    last_commit = time.monotonic()
-    bar = tqdm(total=total, initial=done, unit="arch", desc="scoring", disable=not progress, dynamic_ncols=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("once")
-            for row in rows:
-                buffer.append(row)
-                bar.update(1)
-                if len(buffer) >= chunk_size or time.monotonic() - last_commit >= commit_seconds:
-                    store.append(buffer)
-                    buffer = []
-                    last_commit = time.monotonic()
-    finally:
-        store.append(buffer)
-        bar.close()

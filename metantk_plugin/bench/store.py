@@ -27,6 +27,8 @@ import datetime
 import json
 import os
 import shutil
+import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from metantk_plugin.proxies.population import POPULATION_PROXIES
 
@@ -48,6 +51,7 @@ __all__ = [
     "ScoreFileError",
     "ScoreRow",
     "ScoreStore",
+    "commit_stream",
     "export_csv",
     "read_scores",
     "read_settings",
@@ -123,10 +127,10 @@ class ScoreStore:
             if path.exists():
                 stored = _read_header(path)
                 if stored.settings != header.settings:
-                    diff = "\n  ".join(_differences(stored.settings, header.settings))
+                    diff = "; ".join(_differences(stored.settings, header.settings))
                     raise ScoreFileError(
-                        f"{path} holds scores of a run with other settings, so it cannot be resumed:\n  {diff}\n"
-                        "Use the settings stored in the file to resume it, or another output file."
+                        f"{path} holds scores of a run with other settings, so it cannot be resumed ({diff}); "
+                        "use the settings stored in the file to resume it, or another output file"
                     )
                 header = stored
                 with h5py.File(path, "r") as f:
@@ -196,6 +200,29 @@ class ScoreStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def commit_stream(store: ScoreStore, rows: Iterable[ScoreRow], *, total: int, done: int, chunk_size: int,
+                  commit_seconds: float, progress: bool, description: str) -> None:
+    """Append ``rows`` as they come, committing every ``chunk_size`` rows or ``commit_seconds``,
+    and whatever is buffered when the stream ends or fails (Ctrl-C included), with a
+    progress bar of ``total`` architectures of which ``done`` were finished before."""
+    buffer: list[ScoreRow] = []
+    last_commit = time.monotonic()
+    bar = tqdm(total=total, initial=done, unit="arch", desc=description, disable=not progress, dynamic_ncols=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("once")
+            for row in rows:
+                buffer.append(row)
+                bar.update(1)
+                if len(buffer) >= chunk_size or time.monotonic() - last_commit >= commit_seconds:
+                    store.append(buffer)
+                    buffer = []
+                    last_commit = time.monotonic()
+    finally:
+        store.append(buffer)
+        bar.close()
 
 
 # ---------------------------------------------------------------------- reading
@@ -364,12 +391,15 @@ def _strings(values) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(values)]
 
 
-def _differences(stored: Mapping, wanted: Mapping) -> list[str]:
+def _differences(stored: Mapping, wanted: Mapping, prefix: str = "") -> list[str]:
+    """``'key: A in the file, B now'`` for each differing setting (nested keys dotted)."""
     lines = []
     for key in sorted(set(stored) | set(wanted)):
         a, b = stored.get(key, "<absent>"), wanted.get(key, "<absent>")
-        if a != b:
-            lines.append(f"{key}: {a!r} in the file, {b!r} now")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            lines += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            lines.append(f"{prefix}{key}: {a!r} in the file, {b!r} now")
     return lines
 
 

@@ -1,4 +1,5 @@
-"""``metantk correlate``: rank agreement of every proxy in a score file with NAS-Bench-201 accuracy."""
+"""``metantk correlate``: rank agreement of every proxy in a score file with NAS-Bench-201
+accuracy or with the few-shot accuracy of a table written by ``metantk evaluate --archs``."""
 
 from __future__ import annotations
 
@@ -18,29 +19,36 @@ examples:
   metantk correlate s.h5 --dataset all --plot s.png
   metantk correlate s.h5 --dataset cifar10 --metric valid --json > s.json
   metantk correlate s.h5 --truth NAS-Bench-201-v1_1-096897.pth --dataset cifar100
+  metantk correlate s.h5 --truth table.h5                  # few-shot accuracy (metantk evaluate --archs)
+  metantk correlate s.h5 --truth table.h5 --dataset all    # ... beside CIFAR-10/100 and ImageNet16-120
 
 Spearman ρ and Kendall τ-b are computed on scores oriented so that higher predicts
 better (lower-is-better proxies such as metantk are negated; NaN scores rank last).
 top-10% precision is the share of the best-scored 10% that are among the 10% most
 accurate. Intervals are percentile 95% bootstrap intervals over architectures.
 The default ground truth is ${CSV_ENV_VAR}, else ../shared/data/nasbench201/nb201_accuracies.csv.gz
-beside the repository; --truth also reads NAS-Bench-201 .pth, NATS-Bench and NNI files.
+beside the repository; --truth also reads NAS-Bench-201 .pth, NATS-Bench and NNI files, and
+few-shot tables (HDF5 from 'metantk evaluate --archs ... --out TABLE.h5'), whose accuracy
+columns are the targets, followed by the --dataset columns when --dataset is given.
 """
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "correlate",
-        help="rank correlation of each proxy in a score file with NAS-Bench-201 accuracy",
+        help="rank correlation of each proxy in a score file with NAS-Bench-201 or few-shot accuracy",
         description="Spearman ρ, Kendall τ and top-10% precision, with bootstrap 95% intervals, of every "
-                    "proxy in a score file (from 'metantk score') against trained NAS-Bench-201 accuracies.",
+                    "proxy in a score file (from 'metantk score') against trained NAS-Bench-201 accuracies "
+                    "or the few-shot accuracies of a table from 'metantk evaluate --archs'.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("scores", metavar="FILE.h5", help="score file written by 'metantk score'")
     p.add_argument("--truth", metavar="PATH", default=None,
-                   help="ground-truth file (default: the shared nb201_accuracies.csv.gz when found)")
-    p.add_argument("--dataset", default="cifar10", metavar="NAME[,NAME]|all",
-                   help="cifar10 (default), cifar100, imagenet16-120, a comma list, or all")
+                   help="ground-truth file: a NAS-Bench-201 table (default: the shared nb201_accuracies.csv.gz "
+                        "when found) or a few-shot table TABLE.h5")
+    p.add_argument("--dataset", default=None, metavar="NAME[,NAME]|all",
+                   help="cifar10, cifar100, imagenet16-120, a comma list, or all (default: cifar10, or none "
+                        "beside a few-shot --truth)")
     p.add_argument("--metric", default="test", choices=SPLITS, help="test (default) or valid accuracy")
     p.add_argument("--epochs", type=int, default=200, choices=EPOCHS, help="training schedule (default 200)")
     p.add_argument("--proxies", metavar="A,B,...", help="only these proxies (default: every column of the file)")
@@ -59,7 +67,8 @@ def run_command(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.plot} exists; pass --force to replace it or choose another --plot")
         proxies = [t.strip() for t in args.proxies.split(",") if t.strip()] if args.proxies else None
         report = correlate_score_file(
-            args.scores, truth=args.truth, datasets=parse_datasets(args.dataset), split=args.metric,
+            args.scores, truth=args.truth, datasets=parse_datasets(args.dataset) if args.dataset else None,
+            split=args.metric,
             epochs=args.epochs, proxies=proxies, n_bootstrap=args.bootstrap, top_fraction=args.top, seed=args.seed,
         )
         if args.plot:

@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from metantk_plugin.bench.architectures import ARCH_SPACES
+from metantk_plugin.bench.executors import EXECUTORS
 from metantk_plugin.data.errors import DatasetError
 from metantk_plugin.data.safe_pickle import UnsafePickleError
 
@@ -30,24 +32,50 @@ examples:
 --out DIR keeps checkpoint.pt, result.json and training_curve.png. Running the same
 command again resumes from the checkpoint (the parameters end bitwise the same as an
 uninterrupted run) or, when finished, prints the stored result; files made with other
-settings are never replaced without --force."""
+settings are never replaced without --force.
+
+many architectures, one row each (few-shot ground truth for a search space):
+  metantk evaluate --space nb201 --archs sample:300 --data omniglot:../shared/data/fewshot/omniglot \
+      --protocol rfs --shots 1,5 --meta-iterations 300 --channels 8 --cells 1 \
+      --executor processes --workers 2 --out table.h5
+  metantk evaluate --space darts-fewshot --archs presets --data omniglot:PATH --protocol rfs --out darts.h5
+  metantk correlate scores.h5 --truth table.h5 --dataset all    # every proxy vs few-shot accuracy
+
+--archs takes all (nb201), sample:N[:SEED], presets (darts-fewshot), or a file with one
+architecture (or search.json path) per line. The table (HDF5, the format of 'metantk
+score') stores per architecture the mean accuracy and 95% half width for each --shots
+value, the test episodes, the training seconds and the parameter count; it is committed
+after every architecture, so a killed run loses at most the ones in progress and the
+same command resumes it. rfs pre-trains once and tests every --shots value; the
+meta-learning protocols train once per --shots value."""
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="meta-train (MAML/FOMAML/ANIL) or pre-train (RFS) a network and "
                               "report few-shot test accuracy", description=_DESCRIPTION, epilog=_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--network", required=True,
-                   help="'conv4' (the Conv-4 baseline), a few-shot DARTS genotype preset name, a file holding a "
-                        "genotype, or 'module:package.module:factory' (called with num_classes=, input_size=, "
-                        "in_channels=; its forward returns logits or (features, logits))")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--network",
+                      help="'conv4' (the Conv-4 baseline), a NAS-Bench-201 cell (official string or nb201:INDEX), "
+                           "a few-shot DARTS genotype preset name, a file holding a genotype, a search.json of "
+                           "'metantk search', or 'module:package.module:factory' (called with num_classes=, "
+                           "input_size=, in_channels=; its forward returns logits or (features, logits))")
+    what.add_argument("--archs", metavar="all|sample:N[:SEED]|presets|FILE",
+                      help="train and test many architectures of --space into the table --out FILE.h5")
+    p.add_argument("--space", default="nb201", choices=ARCH_SPACES, help="search space of --archs (default nb201)")
+    p.add_argument("--channels", type=int, default=None,
+                   help="C of NAS-Bench-201 / DARTS networks (default: 16 and 48 for --network, 8 for --archs)")
+    p.add_argument("--cells", type=int, default=None,
+                   help="nb201: cells per stage N; darts-fewshot: cells, 3k+2 (default: 5 for --network, nb201 1 "
+                        "and darts-fewshot 2 for --archs)")
     p.add_argument("--data", required=True,
                    help="omniglot:PATH (official zips or extracted folders), mini-imagenet:PATH (RFS pickles), "
                         "tiered-imagenet:PATH (RFS .npz + labels .pkl)")
     p.add_argument("--protocol", default="maml", choices=["maml", "fomaml", "anil", "rfs"],
                    help="training protocol (default: maml)")
     p.add_argument("--ways", type=int, default=5, help="classes per episode (default: 5)")
-    p.add_argument("--shots", type=int, default=1, help="support images per class (default: 1)")
+    p.add_argument("--shots", default="1", metavar="S[,S...]",
+                   help="support images per class (default: 1); with --archs a comma list such as 1,5")
     p.add_argument("--queries", type=int, default=15, help="query images per class (default: 15)")
     p.add_argument("--meta-iterations", type=int, default=1000,
                    help="meta-updates (maml/fomaml/anil) or pre-training SGD steps (rfs) (default: 1000)")
@@ -80,7 +108,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1; more threads help only on idle cores, and on busy "
                         "cores they slow training down many times)")
-    p.add_argument("--out", default=None, help="folder for checkpoint.pt, result.json and training_curve.png")
+    p.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="--archs: local (this process), processes (a pool) or ray (default local)")
+    p.add_argument("--workers", type=int, default=None, help="--archs: parallel workers for processes/ray")
+    p.add_argument("--out", default=None, help="folder for checkpoint.pt, result.json and training_curve.png; "
+                   "with --archs, the table FILE.h5 to create or resume (required)")
     p.add_argument("--force", action="store_true", help="replace a checkpoint or result in --out made with other "
                    "settings")
     p.add_argument("--json", action="store_true", help="print the result object as JSON on stdout")
@@ -88,10 +120,64 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _shots(text: str) -> tuple[int, ...]:
+    try:
+        shots = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise ValueError(f"--shots expects positive integers separated by commas, got {text[:100]!r}") from None
+    if any(s < 1 for s in shots):
+        raise ValueError(f"--shots values must be at least 1, got {text[:100]!r}")
+    return shots
+
+
+def _evaluation_settings(args: argparse.Namespace, network: str, shots: int):
+    from metantk_plugin.fewshot.pipeline import EvaluationSettings
+
+    return EvaluationSettings(
+        network=network, data=args.data, protocol=args.protocol, ways=args.ways, shots=shots,
+        queries=args.queries, meta_iterations=args.meta_iterations, episodes=args.episodes, seed=args.seed,
+        meta_batch=args.meta_batch, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
+        test_inner_lr=args.test_inner_lr, test_inner_steps=args.test_inner_steps, meta_lr=args.meta_lr,
+        grad_clip=args.grad_clip, image_size=args.image_size, rotations=not args.no_rotations,
+        batch_size=args.batch_size, lr=args.lr, strategy=args.strategy, device=args.device,
+        val_every=args.val_every, val_episodes=args.val_episodes, channels=args.channels, cells=args.cells,
+    )
+
+
+def _run_table(args: argparse.Namespace) -> int:
+    from metantk_plugin.bench.architectures import select_architectures
+    from metantk_plugin.bench.store import ScoreFileError
+    from metantk_plugin.fewshot.table import FewShotTableSettings, evaluate_architectures
+
+    try:
+        if not args.out:
+            raise ValueError("--archs needs --out FILE.h5, the table to create or resume")
+        shots = _shots(args.shots)
+        settings = FewShotTableSettings(args.space, _evaluation_settings(args, "*", shots[0]), shots=shots)
+        archs = select_architectures(args.space, args.archs)
+        summary = evaluate_architectures(settings, archs, args.out, executor=args.executor, workers=args.workers,
+                                         progress=not args.quiet)
+    except (ScoreFileError, DatasetError, UnsafePickleError, ValueError, FileNotFoundError) as error:
+        print(f"metantk evaluate: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"metantk evaluate: interrupted; finished architectures are saved in {args.out} (run the same "
+              "command to resume)", file=sys.stderr)
+        return 130
+    info = {"out": str(summary.path), "requested": summary.requested, "already_done": summary.already_done,
+            "trained": summary.trained, "seconds": round(summary.seconds, 3), "columns": list(settings.columns)}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{summary.path}: {summary.requested} architectures requested, {summary.already_done} already "
+              f"done, {summary.trained} trained and tested now in {summary.seconds:.1f} s")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from metantk_plugin.fewshot.pipeline import EvaluationSettings, OutputConflict, run_evaluation
+    from metantk_plugin.fewshot.pipeline import OutputConflict, run_evaluation
 
     if args.threads < 1:
         print(f"metantk evaluate: --threads must be at least 1, got {args.threads}", file=sys.stderr)
@@ -100,16 +186,13 @@ def run(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"metantk evaluate: --device {args.device} asked for, but torch sees no CUDA device", file=sys.stderr)
         return 2
-    settings = EvaluationSettings(
-        network=args.network, data=args.data, protocol=args.protocol, ways=args.ways, shots=args.shots,
-        queries=args.queries, meta_iterations=args.meta_iterations, episodes=args.episodes, seed=args.seed,
-        meta_batch=args.meta_batch, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
-        test_inner_lr=args.test_inner_lr, test_inner_steps=args.test_inner_steps, meta_lr=args.meta_lr,
-        grad_clip=args.grad_clip, image_size=args.image_size, rotations=not args.no_rotations,
-        batch_size=args.batch_size, lr=args.lr, strategy=args.strategy, device=args.device,
-        val_every=args.val_every, val_episodes=args.val_episodes,
-    )
+    if args.archs is not None:
+        return _run_table(args)
     try:
+        shots = _shots(args.shots)
+        if len(shots) != 1:
+            raise ValueError(f"one --network takes one --shots value, got {args.shots!r} (several need --archs)")
+        settings = _evaluation_settings(args, args.network, shots[0])
         result = run_evaluation(settings, out=args.out, force=args.force, progress=not args.quiet,
                                 log=lambda message: print(f"metantk evaluate: {message}", file=sys.stderr))
     except (OutputConflict, DatasetError, UnsafePickleError, ValueError) as error:

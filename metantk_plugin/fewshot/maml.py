@@ -162,7 +162,9 @@ GradFn = Callable[[Callable[[Params], torch.Tensor], Params], Params]
 
 def _autograd(create_graph: bool) -> GradFn:
     def grads(loss_fn: Callable[[Params], torch.Tensor], params: Params) -> Params:
-        values = torch.autograd.grad(loss_fn(params), list(params.values()), create_graph=create_graph)
+        # parameters the loss does not reach (an edge a cell never uses) get zero gradients
+        values = torch.autograd.grad(loss_fn(params), list(params.values()), create_graph=create_graph,
+                                     allow_unused=True, materialize_grads=True)
         return dict(zip(params, values))
 
     return grads

@@ -4,9 +4,15 @@
   head initialised to zero when ``zero_head`` is set;
 * ``module:package.module:factory``: ``factory(num_classes=, input_size=, in_channels=)``
   from an importable module, returning an ``nn.Module``;
+* a NAS-Bench-201 cell, as its official string (``|nor_conv_3x3~0|+|...|``) or
+  ``nb201:INDEX``: the official network with ``channels`` = C (default 16) and ``cells`` =
+  N per stage (default 5);
 * a genotype preset of the few-shot DARTS space (e.g. ``metantk-nas/mini-5cell-1``), or a
   file holding a genotype (``Genotype(...)`` text or JSON): the evaluation network of
-  :func:`metantk_plugin.spaces.darts_fewshot.build_eval_network`.
+  :func:`metantk_plugin.spaces.darts_fewshot.build_eval_network` with ``channels`` = C
+  (default 48) and ``cells`` cells (default: the preset's, else 5);
+* a ``search.json`` written by ``metantk search`` (either space): the network of the
+  architecture it chose, as above.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ __all__ = ["build_network"]
 
 
 def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: int,
-                  zero_head: bool = False) -> nn.Module:
+                  zero_head: bool = False, channels: int | None = None, cells: int | None = None) -> nn.Module:
     """The network named by ``spec`` (see the module docstring) with ``num_classes`` outputs
-    for ``in_channels`` x ``input_size`` x ``input_size`` inputs."""
+    for ``in_channels`` x ``input_size`` x ``input_size`` inputs; ``channels`` and ``cells``
+    size NAS-Bench-201 and DARTS networks."""
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"network spec must be a non-empty string, got {spec!r}")
     if spec == "conv4":
@@ -32,6 +39,21 @@ def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: 
     if spec.startswith("module:"):
         return _from_factory(spec, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
     path = Path(spec).expanduser()
+    if path.suffix == ".json" and path.is_file():
+        from metantk_plugin.bench.architectures import read_search_result
+
+        spec = read_search_result(path)
+        path = Path()
+    if spec.startswith(("|", "nb201:")):
+        from metantk_plugin.spaces.nasbench201 import build_network as build_nb201
+
+        cell = spec.partition(":")[2] if spec.startswith("nb201:") else spec
+        try:
+            arch = int(cell) if spec.startswith("nb201:") else cell
+        except ValueError:
+            raise ValueError(f"network {spec[:200]!r}: expected nb201:INDEX with an integer index") from None
+        return build_nb201(arch, C=channels or 16, N=cells or 5, num_classes=num_classes, norm="batch",
+                           in_channels=in_channels)
     genotype = path.read_text().strip() if path.is_file() else spec
     try:
         darts = importlib.import_module("metantk_plugin.spaces.darts_fewshot")
@@ -40,7 +62,7 @@ def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: 
                          f"DARTS space that reads genotypes cannot be imported ({error})") from None
     try:
         network = darts.build_eval_network(genotype, num_classes=num_classes, input_size=input_size,
-                                           input_channels=in_channels)
+                                           input_channels=in_channels, C=channels or 48, cells=cells)
     except (ValueError, KeyError) as error:
         what = f"genotype file {path}" if path.is_file() else "genotype preset"
         raise ValueError(f"network {spec!r}: not 'conv4', not 'module:package.module:factory', and not a valid "

@@ -23,7 +23,6 @@ import torch
 from metantk_plugin.data.batches import SupervisedBatches
 from metantk_plugin.data.episodes import EpisodeSampler
 from metantk_plugin.data.sources import (
-    DataSpec,
     SyntheticTaskSampler,
     input_transform,
     load_split,
@@ -58,7 +57,8 @@ class EvaluationSettings:
     """Everything that defines a run. ``None`` values take the defaults for the data
     (:meth:`resolved`): Omniglot uses Finn et al.'s 0.4 / 1 step / 32 tasks, other data
     0.01 / 5 steps (10 at test) / 4 tasks; RFS pre-trains with SGD at lr 0.02 (0.01 for
-    tieredImageNet), batch 64. For ANIL the Conv-4 head starts at zero."""
+    tieredImageNet), batch 64. For ANIL the Conv-4 head starts at zero. ``channels`` and
+    ``cells`` size NAS-Bench-201 and DARTS networks (None: the network's defaults)."""
 
     network: str
     data: str
@@ -77,6 +77,8 @@ class EvaluationSettings:
     meta_lr: float = 1e-3
     grad_clip: float | None = None
     image_size: int | None = None
+    channels: int | None = None
+    cells: int | None = None
     rotations: bool = True
     batch_size: int = 64
     lr: float | None = None
@@ -95,6 +97,10 @@ class EvaluationSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("channels", "cells"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a positive int or None (the network's default), got {value!r}")
         spec = parse_data_spec(self.data)
         omniglot = spec.kind == "omniglot"
 
@@ -122,30 +128,46 @@ class EvaluationSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def meta_config(self) -> MetaConfig:
+        """The meta-learning settings (of resolved settings)."""
+        return MetaConfig(algorithm=self.protocol, inner_lr=self.inner_lr, inner_steps=self.inner_steps,
+                          test_inner_lr=self.test_inner_lr, test_inner_steps=self.test_inner_steps,
+                          meta_lr=self.meta_lr, grad_clip=self.grad_clip, strategy=self.strategy)
 
-def _meta_config(settings: EvaluationSettings) -> MetaConfig:
-    return MetaConfig(algorithm=settings.protocol, inner_lr=settings.inner_lr, inner_steps=settings.inner_steps,
-                      test_inner_lr=settings.test_inner_lr, test_inner_steps=settings.test_inner_steps,
-                      meta_lr=settings.meta_lr, grad_clip=settings.grad_clip, strategy=settings.strategy)
+    def pretrain_config(self) -> PretrainConfig:
+        """The RFS pre-training settings (of resolved settings): ``meta_iterations`` SGD steps,
+        the learning rate decayed at RFS's epochs (tieredImageNet: its own schedule)."""
+        tiered = parse_data_spec(self.data).kind == "tiered-imagenet"
+        return PretrainConfig(steps=self.meta_iterations, batch_size=self.batch_size, lr=self.lr,
+                              decay_at=(0.5, 2 / 3, 5 / 6) if tiered else (0.6, 0.8))
 
+    def pretraining_batches(self) -> tuple[SupervisedBatches, int]:
+        """RFS pre-training batches of the base classes (augmented, see
+        :func:`training_transform`) and the number of those classes (of resolved settings)."""
+        spec = parse_data_spec(self.data)
+        if spec.kind == "synthetic":
+            raise ValueError("the rfs protocol pre-trains on labelled base classes, which 'synthetic' data does "
+                             "not have")
+        data = load_split(spec, "train")
+        store = prepare_images(torch.from_numpy(data.images), image_size=self.image_size, channels=spec.channels)
+        batches = SupervisedBatches(store, data.labels, batch_size=min(self.batch_size, len(store)),
+                                    transform=training_transform(spec, self.image_size, spec.channels),
+                                    seed=self.seed)
+        return batches, len(data.classes)
 
-def _pretrain_config(settings: EvaluationSettings, spec: DataSpec) -> PretrainConfig:
-    decay_at = (0.5, 2 / 3, 5 / 6) if spec.kind == "tiered-imagenet" else (0.6, 0.8)
-    return PretrainConfig(steps=settings.meta_iterations, batch_size=settings.batch_size, lr=settings.lr,
-                          decay_at=decay_at)
-
-
-def _episode_sampler(spec: DataSpec, split: str, settings: EvaluationSettings, channels: int,
-                     rotations: bool = False) -> EpisodeSampler | SyntheticTaskSampler:
-    if spec.kind == "synthetic":
-        return SyntheticTaskSampler(ways=settings.ways, shots=settings.shots, queries=settings.queries,
-                                    image_size=settings.image_size, channels=channels, seed=settings.seed)
-    data = load_split(spec, split)
-    if rotations:
-        data = with_rotated_classes(data)
-    return EpisodeSampler.from_images(data, ways=settings.ways, shots=settings.shots, queries=settings.queries,
-                                      image_size=settings.image_size, channels=channels,
-                                      transform=input_transform(spec, channels), seed=settings.seed)
+    def episode_sampler(self, split: str, *, rotations: bool = False) -> EpisodeSampler | SyntheticTaskSampler:
+        """Episodes of ``split`` with these ways, shots and queries (of resolved settings);
+        ``rotations`` adds the rotated classes (Omniglot meta-training)."""
+        spec = parse_data_spec(self.data)
+        if spec.kind == "synthetic":
+            return SyntheticTaskSampler(ways=self.ways, shots=self.shots, queries=self.queries,
+                                        image_size=self.image_size, channels=spec.channels, seed=self.seed)
+        data = load_split(spec, split)
+        if rotations:
+            data = with_rotated_classes(data)
+        return EpisodeSampler.from_images(data, ways=self.ways, shots=self.shots, queries=self.queries,
+                                          image_size=self.image_size, channels=spec.channels,
+                                          transform=input_transform(spec, spec.channels), seed=self.seed)
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -236,29 +258,22 @@ def run_evaluation(
     torch.manual_seed(settings.seed)
     channels = spec.channels
     rfs = settings.protocol == "rfs"
-    train_data = None
-    if rfs and spec.kind == "synthetic":
-        raise ValueError("the rfs protocol pre-trains on labelled base classes, which 'synthetic' data does not have")
     if rfs:
-        train_data = load_split(spec, "train")
-        num_classes = len(train_data.classes)
+        batches, num_classes = settings.pretraining_batches()
     else:
         num_classes = settings.ways
     network = build_network(settings.network, num_classes=num_classes, input_size=settings.image_size,
-                            in_channels=channels, zero_head=settings.protocol == "anil")
+                            in_channels=channels, zero_head=settings.protocol == "anil", channels=settings.channels,
+                            cells=settings.cells)
     n_parameters = sum(p.numel() for p in network.parameters())
     history = TrainingHistory()
     start = 0
 
     if rfs:
-        trainer: Any = Pretrainer(network, _pretrain_config(settings, spec), device=settings.device)
-        store = prepare_images(torch.from_numpy(train_data.images), image_size=settings.image_size, channels=channels)
-        batches = SupervisedBatches(store, train_data.labels, batch_size=min(settings.batch_size, len(store)),
-                                    transform=training_transform(spec, settings.image_size, channels),
-                                    seed=settings.seed)
+        trainer: Any = Pretrainer(network, settings.pretrain_config(), device=settings.device)
     else:
-        trainer = MetaLearner(network, _meta_config(settings), device=settings.device)
-        train_sampler = _episode_sampler(spec, "train", settings, channels, rotations=settings.rotations)
+        trainer = MetaLearner(network, settings.meta_config(), device=settings.device)
+        train_sampler = settings.episode_sampler("train", rotations=settings.rotations)
     if resume is not None:
         trainer.load_state_dict(resume.state)
         torch.set_rng_state(resume.state["torch_rng"])
@@ -271,7 +286,7 @@ def run_evaluation(
             save_checkpoint(out / CHECKPOINT_NAME, Checkpoint(current, iteration, state, history.to_dict()))
 
     checkpoint_every = max(1, settings.meta_iterations // 20)
-    test_sampler = _episode_sampler(spec, "test", settings, channels)
+    test_sampler = settings.episode_sampler("test")
     if rfs:
         def score(tasks):
             return probe_accuracy(trainer.network, tasks)
@@ -279,7 +294,7 @@ def run_evaluation(
         score = trainer.evaluate
     validate = None
     if settings.val_every and "val" in spec.splits:
-        val_sampler = _episode_sampler(spec, "val", settings, channels)
+        val_sampler = settings.episode_sampler("val")
 
         def validate(iteration: int) -> tuple[float, float]:
             result = evaluate_episodes(score, val_sampler, episodes=settings.val_episodes, seed=settings.seed + 1,

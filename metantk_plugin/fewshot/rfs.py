@@ -15,11 +15,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from metantk_plugin.data.episodes import EpisodeSampler, as_generator
+from metantk_plugin.fewshot.evaluation import EpisodeResult, confidence_interval, episode_seeds
 from metantk_plugin.fewshot.logistic import fit_logistic_regression
 from metantk_plugin.kernels.ntk import split_output
 from metantk_plugin.tasks import TaskBatch
 
-__all__ = ["PretrainConfig", "Pretrainer", "episode_features", "probe_accuracy"]
+__all__ = [
+    "PretrainConfig",
+    "Pretrainer",
+    "episode_features",
+    "feature_bank_accuracy",
+    "feature_probe_accuracy",
+    "probe_accuracy",
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,44 @@ def probe_accuracy(network: nn.Module, tasks: TaskBatch, *, C: float = 1.0, max_
     n_tasks = tasks.n_tasks
     support = episode_features(network, tasks.support_x.flatten(0, 1)).view(n_tasks, tasks.n_support, -1)
     query = episode_features(network, tasks.query_x.flatten(0, 1)).view(n_tasks, tasks.n_query, -1)
-    weight, bias = fit_logistic_regression(support.cpu(), tasks.support_y.cpu(), tasks.ways, C=C, max_iter=max_iter)
+    return feature_probe_accuracy(support, tasks.support_y, query, tasks.query_y, tasks.ways, C=C, max_iter=max_iter)
+
+
+def feature_probe_accuracy(support: torch.Tensor, support_y: torch.Tensor, query: torch.Tensor,
+                           query_y: torch.Tensor, ways: int, *, C: float = 1.0, max_iter: int = 1000) -> torch.Tensor:
+    """Query accuracy ``[T]`` of the per-episode logistic regression on given features:
+    ``support [T, S, D]`` with labels ``[T, S]``, ``query [T, Q, D]`` with labels ``[T, Q]``."""
+    weight, bias = fit_logistic_regression(support.cpu(), support_y.cpu(), ways, C=C, max_iter=max_iter)
     logits = torch.baddbmm(bias.unsqueeze(1), query.cpu(), weight.transpose(1, 2))
-    return (logits.argmax(-1) == tasks.query_y.cpu()).float().mean(1)
+    return (logits.argmax(-1) == query_y.cpu()).float().mean(1)
+
+
+def feature_bank_accuracy(network: nn.Module, sampler: EpisodeSampler, *, episodes: int, seed: int = 0,
+                          batch_size: int = 200, C: float = 1.0) -> EpisodeResult:
+    """:func:`probe_accuracy` over the test episodes of :func:`evaluate_episodes` (the same
+    episodes, from :func:`episode_seeds`), with every image's features computed once.
+
+    Exact only for a deterministic ``sampler.transform`` (no augmentation), which the test
+    samplers have: an image's eval-mode features then do not depend on its episode."""
+    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
+        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    images = sampler.images if sampler.prepare is None else sampler.prepare(sampler.images)
+    images = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+    if sampler.transform is not None:
+        images = sampler.transform(images, torch.Generator().manual_seed(0))
+    bank = episode_features(network, images).cpu()
+    ways, shots, queries = sampler.ways, sampler.shots, sampler.queries
+    support_y = torch.arange(ways).repeat(shots)
+    query_y = torch.arange(ways).repeat(queries)
+    seeds = episode_seeds(seed, episodes)
+    accuracies: list[torch.Tensor] = []
+    for start in range(0, episodes, batch_size):
+        picked = [sampler.sample_indices(1, as_generator(s)) for s in seeds[start:start + batch_size]]
+        support = torch.cat([s for s, _ in picked])
+        query = torch.cat([q for _, q in picked])
+        n = len(picked)
+        accuracies.append(feature_probe_accuracy(bank[support], support_y.expand(n, -1), bank[query],
+                                                 query_y.expand(n, -1), ways, C=C))
+    values = torch.cat(accuracies).double().numpy()
+    mean, half_width = confidence_interval(values)
+    return EpisodeResult(values, mean, half_width)

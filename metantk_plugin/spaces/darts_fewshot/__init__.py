@@ -10,7 +10,7 @@ from metantk_plugin.spaces.darts_fewshot.eval_network import (
     build_eval_network,
     count_parameters,
 )
-from metantk_plugin.spaces.darts_fewshot.genotype import Genotype, parse_genotype
+from metantk_plugin.spaces.darts_fewshot.genotype import Genotype, parse_genotype, random_genotype
 from metantk_plugin.spaces.darts_fewshot.operations import NORMS, OP_ALIASES, OP_NAMES, build_operation, make_norm
 from metantk_plugin.spaces.darts_fewshot.presets import PRESETS, Preset, available_presets, get_preset, resolve_genotype
 from metantk_plugin.spaces.darts_fewshot.supernet import (
@@ -53,5 +53,6 @@ __all__ = [
     "linear_region_supernet",
     "make_norm",
     "parse_genotype",
+    "random_genotype",
     "resolve_genotype",
 ]

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import ast
 import json
+import random
 from dataclasses import dataclass
 from typing import Any
 
 from metantk_plugin.spaces.darts_fewshot.operations import OP_ALIASES, OP_NAMES
 
-__all__ = ["DEFAULT_NODES", "FIELDS", "Genotype", "parse_genotype"]
+__all__ = ["DEFAULT_NODES", "FIELDS", "Genotype", "parse_genotype", "random_genotype"]
 
 DEFAULT_NODES = 3
 FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
@@ -192,6 +193,20 @@ def _build(fields: dict[str, Any], expected_nodes: int | None) -> Genotype:
     if expected_nodes is not None and genotype.nodes != expected_nodes:
         raise ValueError(f"expected {expected_nodes} intermediate nodes per cell, got {genotype.nodes}")
     return genotype
+
+
+def random_genotype(seed: int, *, nodes: int = DEFAULT_NODES) -> Genotype:
+    """A uniformly random genotype (the random-search baseline of DARTS-like spaces): each
+    intermediate node ``i`` of each cell reads two distinct states of ``0..i+1``, each
+    through an operation drawn uniformly from the real operations (all but ``none``)."""
+    rng = random.Random(seed)
+    ops = [op for op in OP_NAMES if op != "none"]
+
+    def cell() -> list:
+        return [[(rng.choice(ops), src) for src in sorted(rng.sample(range(i + 2), 2))] for i in range(nodes)]
+
+    return Genotype(normal=cell(), normal_concat=list(range(2, nodes + 2)), reduce=cell(),
+                    reduce_concat=list(range(2, nodes + 2)))
 
 
 # ---------------------------------------------------------------------- string parser

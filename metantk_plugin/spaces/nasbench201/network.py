@@ -94,6 +94,9 @@ class NB201Network(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_channels:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"NB201Network expects images [batch, {self.in_channels}, height, width], got {shape}")
+        if x.shape[2] % 4 or x.shape[3] % 4:
+            raise ValueError(f"NB201Network needs a height and width that are multiples of 4 (two stride-2 "
+                             f"reductions meet a 2x2 pooled shortcut), got {x.shape[2]}x{x.shape[3]}")
         out = self.stem(x)
         for cell in self.cells:
             out = cell(out)
