@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         genotypes = [c["genotype"] for c in candidates(config).values()]
         summary = evaluate_architectures(table_settings(config, args.device), genotypes, table_path(args.device),
                                          executor="processes", workers=args.workers)
-        print(f"train: {summary.trained} genotypes now, {summary.already_done} before", flush=True)
+        print(f"train: {summary.scored} genotypes now, {summary.already_done} before", flush=True)
     if "report" in phases:
         out = report(config, args.device)
         out.update(command=" ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]), config=config,

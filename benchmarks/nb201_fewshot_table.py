@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         summary = evaluate_architectures(settings, archs[:n], path, executor=args.executor,
                                          workers=None if args.executor == "local" else args.workers)
-        print(f"{phase}: {summary.trained} cells trained now, {summary.already_done} before, "
+        print(f"{phase}: {summary.scored} cells trained now, {summary.already_done} before, "
               f"{time.perf_counter() - began:.0f} s -> {path}", flush=True)
     if "report" in phases:
         out = report(config, plan, archs)

@@ -12,7 +12,6 @@ import textwrap
 import time
 from dataclasses import replace
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,14 +87,14 @@ def test_table_rows_resume_and_refuse_other_settings(tmp_path, omniglot_spec):
     archs = select_architectures("nb201", "sample:3:0")
     out = tmp_path / "table.h5"
     first = evaluate_architectures(settings, archs[:2], out, progress=False)
-    assert (first.trained, first.already_done) == (2, 0)
+    assert (first.scored, first.already_done) == (2, 0)
     table, stored = read_fewshot_table(out)
     assert stored == settings.to_dict()
     assert table["arch"].tolist() == archs[:2]
     assert ((table["acc_3way_1shot"] >= 0) & (table["acc_3way_1shot"] <= 1)).all()
     assert (table["episodes"] == 6).all() and (table["parameters"] > 0).all() and (table["train_seconds"] > 0).all()
     again = evaluate_architectures(settings, archs, out, progress=False)
-    assert (again.trained, again.already_done) == (1, 2)
+    assert (again.scored, again.already_done) == (1, 2)
     clean = tmp_path / "clean.h5"
     evaluate_architectures(settings, archs, clean, progress=False)
     pd.testing.assert_frame_equal(values(out), values(clean), check_exact=True)
@@ -132,11 +131,10 @@ _RUN = textwrap.dedent("""
 """)
 
 
-def _rows(path) -> int:
+def _finished_rows(path) -> int:
     try:
-        with h5py.File(path, "r") as f:
-            return int(f.attrs["rows"])
-    except (OSError, KeyError):
+        return len(read_fewshot_table(path)[0])
+    except (FileNotFoundError, ScoreFileError):  # not created yet, or mid-creation
         return 0
 
 
@@ -146,7 +144,7 @@ def test_kill_9_mid_table_then_resume_gives_the_uninterrupted_table(tmp_path, om
                             env={**os.environ, "PYTHONWARNINGS": "ignore"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while _rows(killed) < 2 and proc.poll() is None and time.monotonic() < deadline:
+    while _finished_rows(killed) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -158,7 +156,7 @@ def test_kill_9_mid_table_then_resume_gives_the_uninterrupted_table(tmp_path, om
         batch_size=16, episodes=6, image_size=16, channels=4, cells=1), shots=(1, 2))
     archs = select_architectures("nb201", "sample:12:1")
     summary = evaluate_architectures(settings, archs, killed, progress=False)
-    assert (summary.already_done, summary.trained) == (done, 12 - done)
+    assert (summary.already_done, summary.scored) == (done, 12 - done)
     clean = tmp_path / "clean.h5"
     evaluate_architectures(settings, archs, clean, progress=False)
     pd.testing.assert_frame_equal(values(killed), values(clean), check_exact=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from scipy.stats import spearmanr
 
 from metantk_plugin.bench.architectures import select_architectures
@@ -113,6 +114,8 @@ def test_nb201_cell_and_search_result_as_network(tmp_path, omniglot, search_json
     (["--archs", "sample:2", "--shots", "0", "--out", "t.h5"], "--shots values must be at least 1"),
     (["--network", "nb201:abc"], "expected nb201:INDEX with an integer index"),
     (["--archs", "sample:2", "--cells", "3", "--space", "darts-fewshot", "--out", "t.h5"], "3k+2 cells"),
+    pytest.param(["--archs", "sample:2", "--device", "cuda", "--out", "t.h5"], "torch sees no CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
 ])
 def test_bad_table_input_gives_one_line(arguments, fragment, omniglot, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

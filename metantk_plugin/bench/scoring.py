@@ -19,7 +19,7 @@ import torch
 from metantk_plugin.bench.architectures import build_architecture, canonical_architecture
 from metantk_plugin.bench.executors import make_executor
 from metantk_plugin.bench.settings import ScoreSettings, architecture_seed
-from metantk_plugin.bench.store import ScoreRow, ScoreStore, commit_stream
+from metantk_plugin.bench.store import RunSummary, ScoreRow, ScoreStore, commit_stream
 from metantk_plugin.data.sources import task_sampler_from_spec
 from metantk_plugin.proxies import compute_proxy
 from metantk_plugin.proxies.population import POPULATION_PROXIES
@@ -71,17 +71,6 @@ class ArchitectureScorer:
             scores.append(float(value))
             seconds.append(time.perf_counter() - t0)
         return ScoreRow(arch, tuple(scores), tuple(seconds), time.perf_counter() - start)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What a call of :func:`score_architectures` did."""
-
-    path: Path
-    requested: int
-    already_done: int
-    scored: int
-    seconds: float
 
 
 def score_architectures(

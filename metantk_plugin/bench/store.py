@@ -48,6 +48,7 @@ except ImportError:  # Windows: no advisory locks; a second writer is the user's
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "RunSummary",
     "ScoreFileError",
     "ScoreRow",
     "ScoreStore",
@@ -62,6 +63,18 @@ FORMAT = "metantk-plugin score store"
 FORMAT_VERSION = 1
 _STRING = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 256
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run over a file did: ``requested`` architectures, ``already_done`` before
+    it, ``scored`` rows added by it (scored by proxies, or trained and tested), in ``seconds``."""
+
+    path: Path
+    requested: int
+    already_done: int
+    scored: int
+    seconds: float
 
 
 class ScoreFileError(ValueError):

@@ -165,12 +165,12 @@ def _run_table(args: argparse.Namespace) -> int:
               "command to resume)", file=sys.stderr)
         return 130
     info = {"out": str(summary.path), "requested": summary.requested, "already_done": summary.already_done,
-            "trained": summary.trained, "seconds": round(summary.seconds, 3), "columns": list(settings.columns)}
+            "trained": summary.scored, "seconds": round(summary.seconds, 3), "columns": list(settings.columns)}
     if args.json:
         print(json.dumps(info, indent=2))
     else:
         print(f"{summary.path}: {summary.requested} architectures requested, {summary.already_done} already "
-              f"done, {summary.trained} trained and tested now in {summary.seconds:.1f} s")
+              f"done, {summary.scored} trained and tested now in {summary.seconds:.1f} s")
     return 0
 
 

@@ -36,7 +36,15 @@ from metantk_plugin import __version__
 from metantk_plugin.bench.architectures import ARCH_SPACES, build_architecture, canonical_architecture
 from metantk_plugin.bench.executors import make_executor
 from metantk_plugin.bench.settings import architecture_seed
-from metantk_plugin.bench.store import ScoreFileError, ScoreRow, ScoreStore, commit_stream, read_scores, read_settings
+from metantk_plugin.bench.store import (
+    RunSummary,
+    ScoreFileError,
+    ScoreRow,
+    ScoreStore,
+    commit_stream,
+    read_scores,
+    read_settings,
+)
 from metantk_plugin.data.sources import parse_data_spec
 from metantk_plugin.fewshot.evaluation import EpisodeResult, evaluate_episodes
 from metantk_plugin.fewshot.maml import MetaLearner
@@ -44,7 +52,7 @@ from metantk_plugin.fewshot.pipeline import EvaluationSettings
 from metantk_plugin.fewshot.rfs import Pretrainer, feature_bank_accuracy
 from metantk_plugin.fewshot.training import meta_train
 
-__all__ = ["TABLE_KIND", "ArchitectureTrainer", "FewShotTableSettings", "TableSummary", "accuracy_columns",
+__all__ = ["TABLE_KIND", "ArchitectureTrainer", "FewShotTableSettings", "accuracy_columns",
            "evaluate_architectures", "read_fewshot_table"]
 
 TABLE_KIND = "fewshot-accuracy"
@@ -175,17 +183,6 @@ class ArchitectureTrainer:
         return network.to(e.device)
 
 
-@dataclass(frozen=True)
-class TableSummary:
-    """What a call of :func:`evaluate_architectures` did."""
-
-    path: Path
-    requested: int
-    already_done: int
-    trained: int
-    seconds: float
-
-
 def evaluate_architectures(
     settings: FewShotTableSettings,
     archs: Sequence,
@@ -196,7 +193,7 @@ def evaluate_architectures(
     chunk_size: int = 1,
     commit_seconds: float = 60.0,
     progress: bool = True,
-) -> TableSummary:
+) -> RunSummary:
     """Train and test each of ``archs`` into the table ``out``, skipping those already in it
     (resume). Rows are committed every ``chunk_size`` architectures or ``commit_seconds``,
     and when the run stops for any reason, so a ``kill -9`` loses at most those in flight."""
@@ -214,7 +211,7 @@ def evaluate_architectures(
             commit_stream(store, pool.map(ArchitectureTrainer(settings), todo), total=len(wanted),
                           done=done_before, chunk_size=chunk_size, commit_seconds=commit_seconds,
                           progress=progress, description="training")
-    return TableSummary(Path(out), len(wanted), done_before, len(todo), time.perf_counter() - start)
+    return RunSummary(Path(out), len(wanted), done_before, len(todo), time.perf_counter() - start)
 
 
 def read_fewshot_table(path: str | Path) -> tuple[pd.DataFrame, Mapping]:
