@@ -13,6 +13,7 @@ from metantk_plugin.bench.architectures import select_architectures
 from metantk_plugin.bench.store import read_scores
 from metantk_plugin.cli import main
 from metantk_plugin.fewshot.table import read_fewshot_table
+from metantk_plugin.spaces.darts_fewshot import resolve_genotype
 
 ARCH = "|none~0|+|none~0|avg_pool_3x3~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
 TINY = ["--protocol", "rfs", "--ways", "3", "--queries", "2", "--meta-iterations", "3", "--batch-size", "16",
@@ -98,6 +99,16 @@ def test_nb201_cell_and_search_result_as_network(tmp_path, omniglot, search_json
         assert main(["evaluate", "--network", network, "--data", omniglot, *TINY, "--json"]) == 0
         result = json.loads(capsys.readouterr().out)
         assert 0 <= result["accuracy"] <= 1 and result["settings"]["channels"] == 4
+    genotype = str(resolve_genotype("metantk-nas/mini-5cell-1")[0])
+    darts = tmp_path / "darts-search.json"
+    darts.write_text(json.dumps({"space": "darts-fewshot", "genotype": genotype, "seconds": 1.0}))
+    small = [*TINY]
+    small[small.index("--cells") + 1] = "2"
+    assert main(["evaluate", "--network", str(darts), "--data", omniglot, *small, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["network"] == str(darts)
+    darts.write_text(json.dumps({"space": "darts-fewshot"}))
+    assert main(["evaluate", "--network", str(darts), "--data", omniglot, *small]) == 2
+    one_line_error(capsys, "is not a search.json written by 'metantk search'")
     small = [*TINY]
     small[small.index("--image-size") + 1] = "14"
     assert main(["evaluate", "--network", "nb201:123", "--data", omniglot, *small]) == 2
