@@ -52,8 +52,7 @@ from metantk_plugin.fewshot.pipeline import EvaluationSettings
 from metantk_plugin.fewshot.rfs import Pretrainer, feature_bank_accuracy
 from metantk_plugin.fewshot.training import meta_train
 
-__all__ = ["TABLE_KIND", "ArchitectureTrainer", "FewShotTableSettings", "accuracy_columns",
-           "evaluate_architectures", "read_fewshot_table"]
+__all__ = ["TABLE_KIND", "ArchitectureTrainer", "FewShotTableSettings", "evaluate_architectures", "read_fewshot_table"]
 
 TABLE_KIND = "fewshot-accuracy"
 EACH_ARCHITECTURE = "each architecture of the table"
@@ -102,11 +101,6 @@ class FewShotTableSettings:
     def to_dict(self) -> dict:
         return {"table": TABLE_KIND, "space": self.space, "shots": list(self.shots), "data": self.evaluation.data,
                 "package_version": self.package_version, "evaluation": self.evaluation.to_dict()}
-
-
-def accuracy_columns(columns: Sequence[str]) -> list[str]:
-    """The accuracy columns of a table's columns."""
-    return [c for c in columns if c.startswith("acc_")]
 
 
 # data loaded once per process: a worker trains many architectures on the same data
