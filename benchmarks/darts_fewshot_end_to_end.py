@@ -1,7 +1,7 @@
 """MetaNTK-NAS end to end in the few-shot DARTS space: search on Omniglot tasks with a
 reduced supernet (MetaNTK, TE-NAS's NTK, linear regions only; 3 seeds each), then train
-and test every found genotype, random genotypes of the same space and the 12 official
-MetaNTK-NAS genotypes with one protocol and one network size, 5-way 1-shot and 5-shot.
+and test every found genotype, random genotypes of the same space, the 12 official
+MetaNTK-NAS genotypes and the 3 MetaNAS genotypes with one protocol and one network size, 5-way 1-shot and 5-shot.
 
     python benchmarks/darts_fewshot_end_to_end.py                 # every phase, resumable
     python benchmarks/darts_fewshot_end_to_end.py --phases report
@@ -91,8 +91,8 @@ def candidates(config: dict) -> dict[str, dict]:
     for i, genotype in enumerate(select_architectures("darts-fewshot", config["random"])):
         out[f"random {i}"] = {"group": "random", "genotype": genotype, "search_seconds": 0.0}
     for name in available_presets():
-        out[name] = {"group": "official (MetaNTK-NAS paper)", "genotype": canonical_architecture("darts-fewshot", name),
-                     "search_seconds": None}
+        group = "official MetaNTK-NAS" if name.startswith("metantk-nas/") else "MetaNAS (gradient-based)"
+        out[name] = {"group": group, "genotype": canonical_architecture("darts-fewshot", name), "search_seconds": None}
     return out
 
 

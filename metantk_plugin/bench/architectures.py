@@ -12,7 +12,8 @@ An architecture selection is
   a run can be extended by resuming it; darts-fewshot, N uniformly random genotypes
   (:func:`~metantk_plugin.spaces.darts_fewshot.random_genotype` of seeds SEED*10^6 + i), which
   nest the same way;
-* ``presets``: darts-fewshot, the 12 official MetaNTK-NAS genotypes;
+* ``presets``: darts-fewshot, every preset genotype (the 12 official MetaNTK-NAS genotypes and
+  the 3 of MetaNAS);
 * the path of a text file with one architecture per line: an official string or an index
   (nb201), a genotype (``Genotype(...)`` on one line, JSON, or a preset name) or the path of
   a ``search.json`` written by ``metantk search`` (both); blank lines and ``#`` comments are
