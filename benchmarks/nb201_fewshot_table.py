@@ -133,6 +133,11 @@ def report(config: dict, plan: dict, archs: list[str]) -> dict:
             theirs = oriented(scores[other].to_numpy()[keep], directions[other])
             delta, ci = spearman_difference(mine, theirs, a[keep], n_bootstrap=boot)
             out["paired"][f"{target}: {first} - {other}"] = {"delta": delta, "ci": list(ci)}
+    out["spearman_half_widths"] = {
+        target: {"median": float(np.median(w)), "max": float(np.max(w))}
+        for target in {**targets, **nb201}
+        for w in [[(r.spearman_ci[1] - r.spearman_ci[0]) / 2 for r in results
+                   if r.target == target and math.isfinite(r.spearman)]]}
     out["cells"] = {phase: int(len(t)) for phase, t in tables.items()}
     out["seconds_per_cell"] = {phase: float(t["train_seconds"].mean()) for phase, t in tables.items()}
     main.to_csv(RESULTS / "nb201_fewshot_table.csv", index=False, float_format="%.6g")
@@ -155,6 +160,9 @@ def markdown(config: dict, out: dict, results, targets: dict, retest_lines) -> s
         if not name.startswith("test-retest"):
             lines.append(f"- {name}: ρ = {a['spearman']:+.3f} [{a['spearman_ci'][0]:+.2f}, "
                          f"{a['spearman_ci'][1]:+.2f}], n = {a['n']}")
+    lines += ["", "## Half widths of the Spearman 95 % intervals (median and largest over the proxies)", ""]
+    for target, w in out["spearman_half_widths"].items():
+        lines.append(f"- {target}: {w['median']:.3f}, {w['max']:.3f}")
     lines += ["", "## Paired differences in Spearman ρ (95 % paired bootstrap)", ""]
     for name, d in out["paired"].items():
         lines.append(f"- {name}: {d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]")
