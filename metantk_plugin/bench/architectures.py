@@ -15,8 +15,11 @@ import numpy as np
 from torch import nn
 
 from metantk_plugin.spaces.nasbench201 import NUM_ARCHITECTURES, all_architectures, build_network, parse_arch
+from metantk_plugin.user_input import quoted, read_text_file
 
 __all__ = ["build_architecture", "canonical_architecture", "select_architectures"]
+
+_MAX_LIST_BYTES = 8_000_000  # every NAS-Bench-201 cell as a string, with comments, is under 2 MB
 
 
 def canonical_architecture(space: str, arch) -> str:
@@ -37,7 +40,7 @@ def select_architectures(space: str, selection: str) -> list[str]:
     """Official strings of the architectures named by ``selection`` (see the module docstring)."""
     _check_space(space)
     if not isinstance(selection, str) or not selection:
-        raise ValueError(f"architecture selection must be 'all', 'sample:N[:SEED]' or a file, got {selection!r}")
+        raise ValueError(f"architecture selection must be 'all', 'sample:N[:SEED]' or a file, got {quoted(selection)}")
     if selection == "all":
         return [a.to_string() for a in all_architectures()]
     if selection.startswith("sample:"):
@@ -45,7 +48,7 @@ def select_architectures(space: str, selection: str) -> list[str]:
     path = Path(selection)
     if not path.is_file():
         raise ValueError(
-            f"architecture selection {selection!r} is not 'all', not 'sample:N[:SEED]' and not an existing file"
+            f"architecture selection {quoted(selection)} is not 'all', not 'sample:N[:SEED]' and not an existing file"
         )
     return _read_file(path)
 
@@ -58,9 +61,9 @@ def _sample(selection: str) -> list[str]:
         n = int(parts[1])
         seed = int(parts[2]) if len(parts) == 3 else 0
     except ValueError:
-        raise ValueError(f"expected sample:N or sample:N:SEED with integers, got {selection!r}") from None
+        raise ValueError(f"expected sample:N or sample:N:SEED with integers, got {quoted(selection)}") from None
     if not 1 <= n <= NUM_ARCHITECTURES or seed < 0:
-        raise ValueError(f"sample size must be in 1..{NUM_ARCHITECTURES} and the seed >= 0, got {selection!r}")
+        raise ValueError(f"sample size must be in 1..{NUM_ARCHITECTURES} and the seed >= 0, got {quoted(selection)}")
     order = np.random.default_rng(seed).permutation(NUM_ARCHITECTURES)[:n]
     strings = all_architectures()
     return [strings[i].to_string() for i in order]
@@ -69,7 +72,8 @@ def _sample(selection: str) -> list[str]:
 def _read_file(path: Path) -> list[str]:
     archs: list[str] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = read_text_file(path, what="architecture list", limit=_MAX_LIST_BYTES)
+    for number, line in enumerate(text.splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
@@ -87,4 +91,4 @@ def _read_file(path: Path) -> list[str]:
 
 def _check_space(space: str) -> None:
     if space != "nb201":
-        raise ValueError(f"unknown search space {space!r}; expected nb201")
+        raise ValueError(f"unknown search space {quoted(space)}; expected nb201")

@@ -19,11 +19,14 @@ open. An exclusive lock on ``.NAME.lock`` keeps two runs from writing one file.
 
 A file is refused, never modified, when it is not HDF5 or cannot be read (corrupt),
 lacks this store's ``format`` attribute (foreign), or was created with other settings.
+Its datasets carry HDF5's fletcher32 checksums and its rows a SHA-256 ``digest``
+attribute, so a changed byte is refused with a clear message instead of read.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -58,6 +61,8 @@ FORMAT = "metantk-plugin score store"
 FORMAT_VERSION = 1
 _STRING = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 256
+_CHANGED = ("{path} was changed or damaged on disk: {what}. It was left untouched; score into another file "
+            "or replace it ('metantk score --force')")
 
 
 class ScoreFileError(ValueError):
@@ -177,6 +182,7 @@ class ScoreStore:
             f["seconds"][start:end] = np.array([r.seconds for r in rows], dtype=np.float64)
             f["total_seconds"][start:end] = np.array([r.total_seconds for r in rows], dtype=np.float64)
             f.attrs["rows"] = end
+            f.attrs["digest"] = _digest(f)
             f.flush()
         _fsync(partial)
         os.replace(partial, self.path)
@@ -299,8 +305,10 @@ def _create(path: Path, header: _Header) -> None:
         f.create_dataset("arch", shape=(0,), maxshape=(None,), dtype=_STRING, chunks=(_CHUNK_ROWS,))
         for name in ("scores", "seconds"):
             f.create_dataset(name, shape=(0, width), maxshape=(None, width), dtype=np.float64,
-                             chunks=(_CHUNK_ROWS, width))
-        f.create_dataset("total_seconds", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(_CHUNK_ROWS,))
+                             chunks=(_CHUNK_ROWS, width), fletcher32=True)
+        f.create_dataset("total_seconds", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(_CHUNK_ROWS,),
+                         fletcher32=True)
+        f.attrs["digest"] = _digest(f)
     _fsync(partial)
     os.replace(partial, path)
     _fsync_folder(path.parent)
@@ -334,9 +342,15 @@ def _read_header(path: Path) -> _Header:
             rows = int(attrs["rows"])
             shapes = {name: f[name].shape for name in ("scores", "seconds", "total_seconds")}
             archs = f["arch"].asstr()[:]
+            if "digest" in attrs and attrs["digest"] != _digest(f):
+                raise ScoreFileError(_CHANGED.format(path=path, what="its content no longer matches its stored digest"))
     except ScoreFileError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except OSError as exc:
+        if "filter" in str(exc).lower():  # how HDF5 reports a fletcher32 checksum failure
+            raise ScoreFileError(_CHANGED.format(path=path, what=f"a data block fails its checksum ({exc})")) from None
+        raise ScoreFileError(f"{path} cannot be read as a score file ({exc}); it was left untouched") from None
+    except (KeyError, ValueError, TypeError) as exc:
         raise ScoreFileError(f"{path} cannot be read as a score file ({exc}); it was left untouched") from None
     width = len(header.columns)
     expected = {"scores": (n, width), "seconds": (n, width), "total_seconds": (n,)}
@@ -349,6 +363,17 @@ def _read_header(path: Path) -> _Header:
     except ValueError as exc:
         raise ScoreFileError(f"{path}: {exc}") from None
     return header
+
+
+def _digest(f: h5py.File) -> str:
+    """SHA-256 of the rows (architecture strings and every number), stored in the ``digest``
+    attribute; HDF5's fletcher32 checksums cover the numeric chunks, this covers the
+    strings too, which HDF5 keeps outside the chunks."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(f["arch"].asstr()[:]).encode())
+    for name in ("scores", "seconds", "total_seconds"):
+        digest.update(np.ascontiguousarray(f[name][:], dtype="<f8").tobytes())
+    return digest.hexdigest()
 
 
 def _check_derived(header: _Header) -> None:

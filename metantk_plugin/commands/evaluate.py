@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from metantk_plugin.commands._runner import check_writable, command
 from metantk_plugin.data.errors import DatasetError
 from metantk_plugin.data.safe_pickle import UnsafePickleError
 
@@ -88,14 +89,23 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    if args.out is None:
+        return "nothing was saved (with --out DIR, a checkpoint is kept and the same command resumes)"
+    return f"the last finished iteration is checkpointed in {args.out}; run the same command to resume"
+
+
+@command("evaluate", interrupted=_interrupted)
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from metantk_plugin.fewshot.evaluation import format_accuracy
     from metantk_plugin.fewshot.pipeline import EvaluationSettings, OutputConflict, run_evaluation
 
     if args.threads < 1:
         print(f"metantk evaluate: --threads must be at least 1, got {args.threads}", file=sys.stderr)
         return 2
+    check_writable(args.out, option="--out", folder=True)
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"metantk evaluate: --device {args.device} asked for, but torch sees no CUDA device", file=sys.stderr)
@@ -118,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
+        accuracy = format_accuracy(result["accuracy"], result["ci95"], result["episodes"])
         print(f"{result['protocol']} {result['network']} on {result['data']}: {result['ways']}-way "
-              f"{result['shots']}-shot accuracy {100 * result['accuracy']:.2f} ± {100 * result['ci95']:.2f} % "
+              f"{result['shots']}-shot accuracy {accuracy} "
               f"over {result['episodes']} episodes ({result['meta_iterations']} iterations, "
               f"{result['seconds_per_iteration']:.3f} s/iteration)")
         if "files" in result:
