@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from metantk_plugin.bench.architectures import select_architectures
 from metantk_plugin.bench.executors import EXECUTORS
@@ -118,8 +119,13 @@ def _norms(items: list[str]) -> dict[str, str]:
     return norms
 
 
-@command("score", interrupted=lambda args: f"finished architectures are saved in {args.out} (run the same "
-                                         "command to resume)")
+def _interrupted(args: argparse.Namespace) -> str:
+    if not Path(args.out).exists():
+        return "no architecture was finished, so no score file was kept"
+    return f"finished architectures are saved in {args.out} (run the same command to resume)"
+
+
+@command("score", interrupted=_interrupted)
 def run_command(args: argparse.Namespace) -> int:
     settings = ScoreSettings(
         proxies=_proxies(args.proxies), space=args.space, data=str(parse_data_spec(args.data)),
