@@ -98,10 +98,10 @@ def refuse_overwrite(path: str | os.PathLike | None, *, force: bool, option: str
 
 
 def check_writable(path: str | os.PathLike | None, *, option: str, folder: bool = False) -> None:
-    """Raise a clear OSError now, before any work, when ``path`` (a file, or a folder when
-    ``folder``) cannot be written: by creating and removing a temporary file in the
-    nearest existing folder, so permissions, read-only disks and file-where-a-folder-should-be
-    are all caught."""
+    """Raise a clear OSError now, before any work, when ``path`` (a file, whose folder must
+    exist, or a folder, created later with its parents, when ``folder``) cannot be written:
+    by creating and removing a temporary file in the folder that would hold it, so
+    permissions, read-only disks and a file where a folder should be are all caught."""
     if path is None:
         return
     path = Path(path)
@@ -110,10 +110,12 @@ def check_writable(path: str | os.PathLike | None, *, option: str, folder: bool 
     if folder and path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{option} {path} is a file, not a folder")
     existing = path if folder and path.is_dir() else path.parent
-    while not existing.exists():
+    while folder and not existing.exists():  # a folder is created with its parents; a file is not
         existing = existing.parent
-    if not existing.is_dir():
+    if existing.exists() and not existing.is_dir():
         raise NotADirectoryError(f"{option} {path} cannot be created: {existing} is a file, not a folder")
+    if not existing.exists():
+        raise FileNotFoundError(f"{option} {path} cannot be created: the folder {existing} does not exist")
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".metantk-write-check-"):
             pass
