@@ -47,7 +47,11 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except KeyboardInterrupt:  # Ctrl-C while the commands' modules load; inside a command, its runner answers
+        print("metantk: interrupted before any work was done", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 _READY = "metantk-test: imported"
-_LAUNCH = (
-    "import sys; from metantk_plugin.cli import main; "
+_LAUNCH = (  # the parser imports every command's modules: print the marker once that is done
+    "import sys; from metantk_plugin.cli import build_parser, main; build_parser(); "
     f"print({_READY!r}, file=sys.stderr, flush=True); sys.exit(main(sys.argv[1:]))"
 )
 
@@ -47,6 +47,8 @@ def interrupt_metantk(args: list[str], *, cwd: Path, wait_for: str | None = None
     proc.send_signal(signal.SIGINT)
     try:
         status = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"metantk {args[0]} did not stop on Ctrl-C: {''.join(lines)[-2000:]}") from None
     finally:
         proc.kill()
     reader.join(timeout=10)

@@ -49,6 +49,15 @@ def test_a_finished_search_is_kept_when_its_file_cannot_be_written(tmp_path, mon
     assert json.loads(open(rescue).read())["arch"].startswith("|none~0|")
 
 
+def test_a_truth_table_without_the_chosen_cell_does_not_lose_the_search(tmp_path, capsys):
+    table = tmp_path / "two_cells.csv"
+    table.write_text("index,cifar10_test\n2,71.5\n7,80.25\n")
+    with pytest.warns(UserWarning, match="the chosen cell's accuracy cannot be looked up"):
+        assert main([*SMALL_SEARCH, "--truth", str(table), "--out", str(tmp_path / "run")]) == 0
+    stored = json.loads((tmp_path / "run" / "search.json").read_text())
+    assert stored["ground_truth"] is None and stored["arch"] == json.loads(capsys.readouterr().out)["arch"]
+
+
 @pytest.mark.parametrize(("option", "value"), [("--ways", "0"), ("--shots", "0"), ("--queries", "-1"),
                                                ("--image-size", "0"), ("--channels", "0"), ("--cells", "0")])
 def test_search_refuses_sizes_below_one(option, value, capsys):

@@ -22,6 +22,7 @@ from metantk_plugin.bench.executors import make_executor
 from metantk_plugin.bench.settings import ScoreSettings, architecture_seed
 from metantk_plugin.bench.store import ScoreRow, ScoreStore, read_settings
 from metantk_plugin.data.sources import task_sampler_from_spec
+from metantk_plugin.interrupts import deferred_interrupt
 from metantk_plugin.proxies import compute_proxy
 from metantk_plugin.proxies.population import POPULATION_PROXIES
 from metantk_plugin.tasks import TaskBatch
@@ -148,9 +149,18 @@ def _run(store: ScoreStore, rows, total: int, done: int, chunk_size: int, commit
                 buffer.append(row)
                 bar.update(1)
                 if len(buffer) >= chunk_size or time.monotonic() - last_commit >= commit_seconds:
-                    store.append(buffer)
+                    _commit(store, buffer)
                     buffer = []
                     last_commit = time.monotonic()
     finally:
-        store.append(buffer)
+        _commit(store, [row for row in buffer if not store.is_finished(row.arch)])
         bar.close()
+
+
+def _commit(store: ScoreStore, rows: list[ScoreRow]) -> None:
+    """``store.append(rows)`` that Ctrl-C cannot cut in two: a Ctrl-C during the commit
+    is raised once the rows are committed (and the store knows it)."""
+    with deferred_interrupt() as interrupt:
+        store.append(rows)
+    if interrupt.requested:
+        raise KeyboardInterrupt

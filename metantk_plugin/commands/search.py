@@ -7,6 +7,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +119,20 @@ def _ground_truth(args: argparse.Namespace):
 
 
 def _nb201_truth(arch: str, table) -> dict[str, Any] | None:
+    """The chosen cell's accuracies; None (with a warning) when the table lacks them, so
+    that the finished search is still reported and saved."""
     if table is None:
         return None
     report = {}
-    for dataset in ("cifar10", "cifar100", "imagenet16-120"):
-        column = table.accuracies(dataset=dataset, split="test", epochs=200)
-        report[dataset] = {"accuracy": table.accuracy(arch, dataset, "test", 200),
-                           "space_mean": float(column.mean()), "space_best": float(column.max()),
-                           "percentile": float((column < table.accuracy(arch, dataset, "test", 200)).mean() * 100)}
+    try:
+        for dataset in ("cifar10", "cifar100", "imagenet16-120"):
+            column = table.accuracies(dataset=dataset, split="test", epochs=200)
+            accuracy = table.accuracy(arch, dataset, "test", 200)
+            report[dataset] = {"accuracy": accuracy, "space_mean": float(column.mean()),
+                               "space_best": float(column.max()), "percentile": float((column < accuracy).mean() * 100)}
+    except ValueError as error:
+        warnings.warn(f"the chosen cell's accuracy cannot be looked up: {error}", UserWarning, stacklevel=2)
+        return None
     return {"source": table.description, "test_accuracy_200_epochs": report}
 
 
