@@ -9,6 +9,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 # Before torch starts OpenMP: idle threads sleep instead of spinning, so a run that shares
@@ -40,13 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line, without the source line Python would quote."""
+    return f"metantk: {category.__name__}: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except KeyboardInterrupt:  # Ctrl-C while the commands' modules load; inside a command, its runner answers
+        print("metantk: interrupted before any work was done", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    previous, warnings.formatwarning = warnings.formatwarning, _format_warning
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        warnings.formatwarning = previous
 
 
 if __name__ == "__main__":

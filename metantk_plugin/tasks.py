@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TaskBatch", "synthetic_tasks"]
+__all__ = ["TaskBatch", "check_sizes", "synthetic_tasks"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,13 @@ class TaskBatch:
         )
 
 
+def check_sizes(**sizes: int) -> None:
+    """ValueError naming the first of ``sizes`` that is not a positive int."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def synthetic_tasks(
     n_tasks: int = 3,
     ways: int = 5,
@@ -115,10 +122,7 @@ def synthetic_tasks(
 ) -> TaskBatch:
     """Class-structured Gaussian tasks: each class has a random prototype image, and
     each sample is its prototype plus noise (std 0.5), so tasks carry real signal."""
-    for name, value in (("n_tasks", n_tasks), ("ways", ways), ("shots", shots), ("queries", queries),
-                        ("image_size", image_size), ("channels", channels)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_sizes(n_tasks=n_tasks, ways=ways, shots=shots, queries=queries, image_size=image_size, channels=channels)
     gen = torch.Generator().manual_seed(seed)
     shape = (channels, image_size, image_size)
     prototypes = torch.randn(n_tasks, ways, *shape, generator=gen)

@@ -8,7 +8,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metantk_plugin.integrations.naslib import arch_str_to_op_indices, op_indices_to_arch_str, tasks_from_batch
+from metantk_plugin.integrations.naslib import (
+    BatchTooSmallError,
+    MeasureSettings,
+    TaskShapeWarning,
+    arch_str_to_op_indices,
+    op_indices_to_arch_str,
+    tasks_fitting_batch,
+    tasks_from_batch,
+)
 from metantk_plugin.spaces.nasbench201 import NB201Arch, all_architectures
 
 
@@ -68,6 +76,24 @@ def test_too_small_a_batch_is_a_clear_error():
         tasks_from_batch(inputs, targets, ways=5, shots=1, queries=1, n_tasks=1)
     with pytest.raises(ValueError, match=r"cannot draw task 2 of 2"):  # one task fits, two do not
         tasks_from_batch(inputs, targets, ways=3, shots=1, queries=1, n_tasks=2)
+
+
+def test_default_shape_adapts_to_a_batch_of_32_and_says_so():
+    labels = [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 7, 8, 8, 9]
+    inputs, targets = _indexed_batch(labels)  # 32 images of 10 classes, as NASLib's zero-cost runners feed
+    with pytest.raises(BatchTooSmallError, match="cannot draw task"):
+        tasks_from_batch(inputs, targets)  # 3 tasks of 5 classes with 2 unused images each do not fit
+    with pytest.warns(TaskShapeWarning, match=r"batch of 32 samples holds no 3 tasks of 5-way 1-shot 1-query; "
+                                              r"scored on 2 task\(s\) of 5-way 1-shot 1-query"):
+        tasks = tasks_fitting_batch(inputs, targets, MeasureSettings())
+    _check_tasks(tasks, targets, 5, 1, 1, 2)
+    with pytest.raises(BatchTooSmallError, match="cannot draw task"):
+        tasks_fitting_batch(inputs, targets, MeasureSettings(fit_batch=False))
+    few = _indexed_batch([0, 0, 1, 1, 2, 2, 3, 4, 5, 6])
+    with pytest.warns(TaskShapeWarning, match=r"scored on 1 task\(s\) of 3-way"):  # fewer ways when classes run out
+        _check_tasks(tasks_fitting_batch(*few, MeasureSettings()), few[1], 3, 1, 1, 1)
+    with pytest.raises(BatchTooSmallError, match="only 0 of the 4 classes"):  # not even 2 classes with 2 images
+        tasks_fitting_batch(*_indexed_batch([0, 1, 2, 3]), MeasureSettings())
 
 
 @pytest.mark.parametrize(

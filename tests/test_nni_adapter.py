@@ -5,7 +5,10 @@ codec and database schema."""
 from __future__ import annotations
 
 import math
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -320,3 +323,15 @@ def test_missing_nni_names_the_install_command(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'metantk-plugin\[nni\]'"):
         adapter.ProxyEvaluator  # noqa: B018  (the lazy attribute imports NNI)
     assert adapter.score_network is score_network  # the NNI-free part still works
+
+
+def test_the_readme_snippet_imports_print_no_nni_warning(tmp_path):
+    require_nni_module("nni")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = re.search(r"## NNI 3.0\n\n```python\n(.*?)```", readme, re.S).group(1)
+    imports = "\n".join(line for line in snippet.splitlines() if line.startswith(("from ", "import ")))
+    assert imports.startswith("from metantk_plugin") and "nni.nas.hub.pytorch" in imports
+    done = subprocess.run([sys.executable, "-W", "default", "-c", imports], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Warning" not in done.stderr, done.stderr  # NNI's torch.nn.Buffer RuntimeWarning among others

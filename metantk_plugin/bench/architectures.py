@@ -30,12 +30,13 @@ import torch
 from torch import nn
 
 from metantk_plugin.spaces.nasbench201 import NUM_ARCHITECTURES, all_architectures, build_network, parse_arch
+from metantk_plugin.user_input import quoted, read_text_file
 
 __all__ = ["ARCH_SPACES", "build_architecture", "canonical_architecture", "read_search_result",
            "select_architectures"]
 
 ARCH_SPACES = ("nb201", "darts-fewshot")
-_MAX_LIST_BYTES = 10_000_000
+_MAX_LIST_BYTES = 8_000_000  # every NAS-Bench-201 cell as a string, with comments, is under 2 MB
 _SAMPLE_SEED_STRIDE = 1_000_000
 
 
@@ -76,7 +77,7 @@ def select_architectures(space: str, selection: str) -> list[str]:
     usage = ("'all', 'sample:N[:SEED]' or a file" if space == "nb201"
              else "'sample:N[:SEED]', 'presets' or a file")
     if not isinstance(selection, str) or not selection:
-        raise ValueError(f"architecture selection must be {usage}, got {selection!r}")
+        raise ValueError(f"architecture selection must be {usage}, got {quoted(selection)}")
     if selection == "all":
         if space != "nb201":
             raise ValueError("'all' is not possible in the darts-fewshot space (about 10^9 genotypes); use "
@@ -90,7 +91,7 @@ def select_architectures(space: str, selection: str) -> list[str]:
         return [canonical_architecture(space, name) for name in available_presets()]
     path = Path(selection)
     if not path.is_file():
-        raise ValueError(f"architecture selection {selection[:200]!r} is not {usage} naming an existing file")
+        raise ValueError(f"architecture selection {quoted(selection)} is not {usage} naming an existing file")
     if path.suffix == ".json":
         return [read_search_result(path, space)]
     return _read_file(space, path)
@@ -101,9 +102,7 @@ def read_search_result(path: str | Path, space: str | None = None) -> str:
     ``space`` when given): an official NAS-Bench-201 string or a genotype string."""
     path = Path(path)
     try:
-        if path.stat().st_size > _MAX_LIST_BYTES:
-            raise ValueError("larger than a search result can be")
-        report = json.loads(path.read_text())
+        report = json.loads(read_text_file(path, what="search result", limit=_MAX_LIST_BYTES))
         found = report["space"]
         arch = report["arch"] if found == "nb201" else report["genotype"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -121,10 +120,10 @@ def _sample(space: str, selection: str) -> list[str]:
         n = int(parts[1])
         seed = int(parts[2]) if len(parts) == 3 else 0
     except ValueError:
-        raise ValueError(f"expected sample:N or sample:N:SEED with integers, got {selection[:200]!r}") from None
+        raise ValueError(f"expected sample:N or sample:N:SEED with integers, got {quoted(selection)}") from None
     limit = NUM_ARCHITECTURES if space == "nb201" else _SAMPLE_SEED_STRIDE
     if not 1 <= n <= limit or seed < 0:
-        raise ValueError(f"sample size must be in 1..{limit} and the seed >= 0, got {selection!r}")
+        raise ValueError(f"sample size must be in 1..{limit} and the seed >= 0, got {quoted(selection)}")
     if space == "darts-fewshot":
         from metantk_plugin.spaces.darts_fewshot import random_genotype
 
@@ -135,10 +134,9 @@ def _sample(space: str, selection: str) -> list[str]:
 
 
 def _read_file(space: str, path: Path) -> list[str]:
-    if path.stat().st_size > _MAX_LIST_BYTES:
-        raise ValueError(f"{path} is over {_MAX_LIST_BYTES // 1_000_000} MB; an architecture list is smaller")
     archs: list[str] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    lines = read_text_file(path, what="architecture list", limit=_MAX_LIST_BYTES).splitlines()
+    for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
@@ -159,4 +157,4 @@ def _read_file(space: str, path: Path) -> list[str]:
 
 def _check_space(space: str) -> None:
     if space not in ARCH_SPACES:
-        raise ValueError(f"unknown search space {space!r}; expected one of {', '.join(ARCH_SPACES)}")
+        raise ValueError(f"unknown search space {quoted(space)}; expected one of {', '.join(ARCH_SPACES)}")

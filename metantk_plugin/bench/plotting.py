@@ -46,12 +46,12 @@ def plot_rank_scatter(
             keep = np.isfinite(y)
             x = 100.0 * rankdata(s[keep]) / max(1, keep.sum())
             label = f"{target} ρ={rho.get((proxy, target), float('nan')):.2f}"
-            ax.scatter(x, y[keep], s=4, alpha=0.45, color=colours[i % len(colours)], label=label, linewidths=0)
+            ax.scatter(x, y[keep], s=14, alpha=0.8, color=colours[i % len(colours)], label=label, linewidths=0)
         ax.set_title(proxy, fontsize=10)
         ax.set_xlabel("score rank (percentile, higher = better)", fontsize=7)
         ax.set_ylabel("accuracy (%)", fontsize=7)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6, loc="lower right", markerscale=2, frameon=False)
+        ax.legend(fontsize=6, loc="lower right", markerscale=1.5, frameon=False)
     for ax in list(axes.flat)[len(proxies):]:
         ax.axis("off")
     fig.tight_layout()

@@ -19,7 +19,7 @@ import torch
 from metantk_plugin.bench.architectures import build_architecture, canonical_architecture
 from metantk_plugin.bench.executors import make_executor
 from metantk_plugin.bench.settings import ScoreSettings, architecture_seed
-from metantk_plugin.bench.store import RunSummary, ScoreRow, ScoreStore, commit_stream
+from metantk_plugin.bench.store import RunSummary, ScoreRow, commit_stream, open_run
 from metantk_plugin.data.sources import task_sampler_from_spec
 from metantk_plugin.proxies import compute_proxy
 from metantk_plugin.proxies.population import POPULATION_PROXIES
@@ -64,8 +64,9 @@ class ArchitectureScorer:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     value = compute_proxy(column, networks[norm], tasks, seed=s.seed, **s.options_for(column))
-            except Exception as exc:
-                raise RuntimeError(f"proxy {column!r} failed on {arch}: {type(exc).__name__}: {exc}") from exc
+            except Exception as exc:  # name the proxy and the architecture; a ValueError stays one (bad input)
+                kind = ValueError if isinstance(exc, ValueError) else RuntimeError
+                raise kind(f"proxy {column!r} failed on {arch}: {type(exc).__name__}: {exc}") from exc
             for w in caught:  # name the architecture in what the proxy warned about
                 warnings.warn(f"{column} on {arch}: {w.message}", w.category, stacklevel=2)
             scores.append(float(value))
@@ -83,10 +84,14 @@ def score_architectures(
     chunk_size: int = 16,
     commit_seconds: float = 60.0,
     progress: bool = True,
+    replace: bool = False,
 ) -> RunSummary:
     """Score ``archs`` with ``settings`` into the score file ``out``, skipping those already
-    in it (resume). Rows are committed every ``chunk_size`` architectures or
-    ``commit_seconds``, whichever comes first, and when the run stops for any reason."""
+    in it (resume), or starting it afresh when ``replace`` (only a score file is replaced).
+    Rows are committed every ``chunk_size`` architectures or ``commit_seconds``, whichever
+    comes first, and when the run stops for any reason. A file this call created is
+    removed again when the run fails before it committed a row, so that it never blocks
+    the corrected command."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     start = time.perf_counter()
@@ -96,14 +101,15 @@ def score_architectures(
         if text not in wanted:
             wanted.append(text)
     pool = make_executor(executor, workers)  # validates before the file is touched
+    tasks = sample_tasks(settings)  # unreadable data fails before the file is touched
     derived = [p for p in settings.proxies if p in POPULATION_PROXIES]
-    with ScoreStore.open(out, settings=settings.to_dict(), columns=settings.columns,
-                         higher_is_better=[settings.higher_is_better(c) for c in settings.columns],
-                         derived=derived) as store, pool:
+    with open_run(out, replace=replace, settings=settings.to_dict(), columns=settings.columns,
+                  higher_is_better=[settings.higher_is_better(c) for c in settings.columns],
+                  derived=derived) as store, pool:
         todo = [a for a in wanted if not store.is_finished(a)]
         done_before = len(wanted) - len(todo)
         if todo:
-            scorer = ArchitectureScorer(settings, sample_tasks(settings))
-            commit_stream(store, pool.map(scorer, todo), total=len(wanted), done=done_before, chunk_size=chunk_size,
-                          commit_seconds=commit_seconds, progress=progress, description="scoring")
+            commit_stream(store, pool.map(ArchitectureScorer(settings, tasks), todo), total=len(wanted),
+                          done=done_before, chunk_size=chunk_size, commit_seconds=commit_seconds, progress=progress,
+                          description="scoring")
     return RunSummary(Path(out), len(wanted), done_before, len(todo), time.perf_counter() - start)

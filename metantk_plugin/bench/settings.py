@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from metantk_plugin import __version__
 from metantk_plugin.proxies import available_proxies, get_proxy
 from metantk_plugin.proxies.population import POPULATION_PROXIES
+from metantk_plugin.proxies.registry import check_proxy_options
+from metantk_plugin.user_input import quoted
 
 __all__ = [
     "KERNEL_PROXIES",
@@ -32,6 +34,7 @@ __all__ = [
     "ScoreSettings",
     "architecture_seed",
     "parse_option_value",
+    "parse_proxy_options",
 ]
 
 SPACES = ("nb201",)
@@ -106,6 +109,7 @@ class ScoreSettings:
                 raise ValueError(f"options given for {name!r}, which this run does not compute ({', '.join(columns)})")
             if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
                 raise ValueError(f"options of {name!r} must map option names to values, got {options!r}")
+            check_proxy_options(name, options)
         for name, norm in self.norms.items():
             if name not in columns:
                 raise ValueError(f"a network norm is given for {name!r}, which this run does not compute")
@@ -168,6 +172,20 @@ def architecture_seed(seed: int, arch: str) -> int:
     return int.from_bytes(digest[:8], "little") % (2**63 - 1)
 
 
+def parse_proxy_options(items: list[str]) -> dict[str, dict[str, object]]:
+    """``['metantk.reg=1e-4', ...]`` (the ``--set`` values) -> ``{'metantk': {'reg': 0.0001}}``;
+    ValueError quoting an item that is not ``PROXY.OPTION=VALUE``. The values are checked
+    against the proxies when the :class:`ScoreSettings` are made."""
+    options: dict[str, dict[str, object]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        proxy, dot, option = key.partition(".")
+        if not sep or not dot or not proxy or not option:
+            raise ValueError(f"--set expects PROXY.OPTION=VALUE, got {quoted(item)}")
+        options.setdefault(proxy, {})[option] = parse_option_value(value)
+    return options
+
+
 def parse_option_value(text: str) -> object:
     """A CLI option value: JSON when it parses (numbers, true/false, lists), ``inf`` as
     a float, else the string itself."""
@@ -175,5 +193,5 @@ def parse_option_value(text: str) -> object:
         return math.inf
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text

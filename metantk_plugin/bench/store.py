@@ -19,17 +19,21 @@ open. An exclusive lock on ``.NAME.lock`` keeps two runs from writing one file.
 
 A file is refused, never modified, when it is not HDF5 or cannot be read (corrupt),
 lacks this store's ``format`` attribute (foreign), or was created with other settings.
+Its datasets carry HDF5's fletcher32 checksums and its rows a SHA-256 ``digest``
+attribute, so a changed byte is refused with a clear message instead of read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
 import json
 import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +42,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from metantk_plugin.interrupts import deferred_interrupt
 from metantk_plugin.proxies.population import POPULATION_PROXIES
 
 try:
@@ -53,6 +58,7 @@ __all__ = [
     "ScoreRow",
     "ScoreStore",
     "commit_stream",
+    "open_run",
     "export_csv",
     "read_scores",
     "read_settings",
@@ -63,6 +69,8 @@ FORMAT = "metantk-plugin score store"
 FORMAT_VERSION = 1
 _STRING = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 256
+_CHANGED = ("{path} was changed or damaged on disk: {what}. It was left untouched; score into another file "
+            "or replace it ('metantk score --force')")
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,7 @@ class ScoreStore:
             f["seconds"][start:end] = np.array([r.seconds for r in rows], dtype=np.float64)
             f["total_seconds"][start:end] = np.array([r.total_seconds for r in rows], dtype=np.float64)
             f.attrs["rows"] = end
+            f.attrs["digest"] = _digest(f)
             f.flush()
         _fsync(partial)
         os.replace(partial, self.path)
@@ -215,6 +224,28 @@ class ScoreStore:
         self.close()
 
 
+@contextlib.contextmanager
+def open_run(path: str | Path, *, replace: bool = False, **header) -> Iterator[ScoreStore]:
+    """:meth:`ScoreStore.open` for one run (``header``: its keyword arguments). With
+    ``replace`` an existing file is first removed (only a file of this format: anything else
+    is refused, untouched). A file this run created is removed again when the run fails
+    before committing a row, so an empty, settings-stamped file never blocks the corrected
+    command; a file with rows is always kept."""
+    path = Path(path)
+    if replace and path.exists():
+        read_settings(path)
+        path.unlink()
+    created = not path.exists()
+    store = ScoreStore.open(path, **header)
+    try:
+        with store:
+            yield store
+    except BaseException:
+        if created and store.n_rows == 0:
+            path.unlink(missing_ok=True)
+        raise
+
+
 def commit_stream(store: ScoreStore, rows: Iterable[ScoreRow], *, total: int, done: int, chunk_size: int,
                   commit_seconds: float, progress: bool, description: str) -> None:
     """Append ``rows`` as they come, committing every ``chunk_size`` rows or ``commit_seconds``,
@@ -230,12 +261,21 @@ def commit_stream(store: ScoreStore, rows: Iterable[ScoreRow], *, total: int, do
                 buffer.append(row)
                 bar.update(1)
                 if len(buffer) >= chunk_size or time.monotonic() - last_commit >= commit_seconds:
-                    store.append(buffer)
+                    _commit(store, buffer)
                     buffer = []
                     last_commit = time.monotonic()
     finally:
-        store.append(buffer)
+        _commit(store, [row for row in buffer if not store.is_finished(row.arch)])
         bar.close()
+
+
+def _commit(store: ScoreStore, rows: list[ScoreRow]) -> None:
+    """``store.append(rows)`` that Ctrl-C cannot cut in two: a Ctrl-C during the commit
+    is raised once the rows are committed (and the store knows it)."""
+    with deferred_interrupt() as interrupt:
+        store.append(rows)
+    if interrupt.requested:
+        raise KeyboardInterrupt
 
 
 # ---------------------------------------------------------------------- reading
@@ -339,8 +379,10 @@ def _create(path: Path, header: _Header) -> None:
         f.create_dataset("arch", shape=(0,), maxshape=(None,), dtype=_STRING, chunks=(_CHUNK_ROWS,))
         for name in ("scores", "seconds"):
             f.create_dataset(name, shape=(0, width), maxshape=(None, width), dtype=np.float64,
-                             chunks=(_CHUNK_ROWS, width))
-        f.create_dataset("total_seconds", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(_CHUNK_ROWS,))
+                             chunks=(_CHUNK_ROWS, width), fletcher32=True)
+        f.create_dataset("total_seconds", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(_CHUNK_ROWS,),
+                         fletcher32=True)
+        f.attrs["digest"] = _digest(f)
     _fsync(partial)
     os.replace(partial, path)
     _fsync_folder(path.parent)
@@ -374,9 +416,15 @@ def _read_header(path: Path) -> _Header:
             rows = int(attrs["rows"])
             shapes = {name: f[name].shape for name in ("scores", "seconds", "total_seconds")}
             archs = f["arch"].asstr()[:]
+            if "digest" in attrs and attrs["digest"] != _digest(f):
+                raise ScoreFileError(_CHANGED.format(path=path, what="its content no longer matches its stored digest"))
     except ScoreFileError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except OSError as exc:
+        if "filter" in str(exc).lower():  # how HDF5 reports a fletcher32 checksum failure
+            raise ScoreFileError(_CHANGED.format(path=path, what=f"a data block fails its checksum ({exc})")) from None
+        raise ScoreFileError(f"{path} cannot be read as a score file ({exc}); it was left untouched") from None
+    except (KeyError, ValueError, TypeError) as exc:
         raise ScoreFileError(f"{path} cannot be read as a score file ({exc}); it was left untouched") from None
     width = len(header.columns)
     expected = {"scores": (n, width), "seconds": (n, width), "total_seconds": (n,)}
@@ -389,6 +437,17 @@ def _read_header(path: Path) -> _Header:
     except ValueError as exc:
         raise ScoreFileError(f"{path}: {exc}") from None
     return header
+
+
+def _digest(f: h5py.File) -> str:
+    """SHA-256 of the rows (architecture strings and every number), stored in the ``digest``
+    attribute; HDF5's fletcher32 checksums cover the numeric chunks, this covers the
+    strings too, which HDF5 keeps outside the chunks."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(f["arch"].asstr()[:]).encode())
+    for name in ("scores", "seconds", "total_seconds"):
+        digest.update(np.ascontiguousarray(f[name][:], dtype="<f8").tobytes())
+    return digest.hexdigest()
 
 
 def _check_derived(header: _Header) -> None:

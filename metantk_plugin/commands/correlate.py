@@ -10,6 +10,7 @@ from pathlib import Path
 
 from metantk_plugin.bench.plotting import plot_rank_scatter
 from metantk_plugin.bench.report import correlate_score_file, format_table, parse_datasets
+from metantk_plugin.commands._runner import check_writable, command
 from metantk_plugin.spaces.nasbench201 import EPOCHS, SPLITS
 from metantk_plugin.spaces.nasbench201.ground_truth import CSV_ENV_VAR
 
@@ -61,10 +62,12 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run_command)
 
 
+@command("correlate", interrupted="nothing was written")
 def run_command(args: argparse.Namespace) -> int:
     try:
         if args.plot and Path(args.plot).exists() and not args.force:
             raise ValueError(f"{args.plot} exists; pass --force to replace it or choose another --plot")
+        check_writable(args.plot, option="--plot")
         proxies = [t.strip() for t in args.proxies.split(",") if t.strip()] if args.proxies else None
         report = correlate_score_file(
             args.scores, truth=args.truth, datasets=parse_datasets(args.dataset) if args.dataset else None,

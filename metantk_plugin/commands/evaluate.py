@@ -9,8 +9,7 @@ import sys
 
 from metantk_plugin.bench.architectures import ARCH_SPACES
 from metantk_plugin.bench.executors import EXECUTORS
-from metantk_plugin.data.errors import DatasetError
-from metantk_plugin.data.safe_pickle import UnsafePickleError
+from metantk_plugin.commands._runner import check_writable, command
 
 _DESCRIPTION = """\
 Validate an architecture by training it for few-shot learning and testing it on
@@ -114,7 +113,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default=None, help="folder for checkpoint.pt, result.json and training_curve.png; "
                    "with --archs, the table FILE.h5 to create or resume (required)")
     p.add_argument("--force", action="store_true", help="replace a checkpoint or result in --out made with other "
-                   "settings")
+                   "settings; with --archs, start the table afresh")
     p.add_argument("--json", action="store_true", help="print the result object as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -146,24 +145,15 @@ def _evaluation_settings(args: argparse.Namespace, network: str, shots: int):
 
 def _run_table(args: argparse.Namespace) -> int:
     from metantk_plugin.bench.architectures import select_architectures
-    from metantk_plugin.bench.store import ScoreFileError
     from metantk_plugin.fewshot.table import FewShotTableSettings, evaluate_architectures
 
-    try:
-        if not args.out:
-            raise ValueError("--archs needs --out FILE.h5, the table to create or resume")
-        shots = _shots(args.shots)
-        settings = FewShotTableSettings(args.space, _evaluation_settings(args, "*", shots[0]), shots=shots)
-        archs = select_architectures(args.space, args.archs)
-        summary = evaluate_architectures(settings, archs, args.out, executor=args.executor, workers=args.workers,
-                                         progress=not args.quiet)
-    except (ScoreFileError, DatasetError, UnsafePickleError, ValueError, FileNotFoundError) as error:
-        print(f"metantk evaluate: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"metantk evaluate: interrupted; finished architectures are saved in {args.out} (run the same "
-              "command to resume)", file=sys.stderr)
-        return 130
+    if not args.out:
+        raise ValueError("--archs needs --out FILE.h5, the table to create or resume")
+    shots = _shots(args.shots)
+    settings = FewShotTableSettings(args.space, _evaluation_settings(args, "*", shots[0]), shots=shots)
+    archs = select_architectures(args.space, args.archs)
+    summary = evaluate_architectures(settings, archs, args.out, executor=args.executor, workers=args.workers,
+                                     progress=not args.quiet, replace=args.force)
     info = {"out": str(summary.path), "requested": summary.requested, "already_done": summary.already_done,
             "trained": summary.scored, "seconds": round(summary.seconds, 3), "columns": list(settings.columns)}
     if args.json:
@@ -174,35 +164,41 @@ def _run_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    if args.out is None:
+        return "nothing was saved (with --out DIR, a checkpoint is kept and the same command resumes)"
+    if args.archs is not None:
+        return f"finished architectures are saved in {args.out}; run the same command to resume"
+    return f"the last finished iteration is checkpointed in {args.out}; run the same command to resume"
+
+
+@command("evaluate", interrupted=_interrupted)
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from metantk_plugin.fewshot.pipeline import OutputConflict, run_evaluation
+    from metantk_plugin.fewshot.evaluation import format_accuracy
+    from metantk_plugin.fewshot.pipeline import run_evaluation
 
     if args.threads < 1:
-        print(f"metantk evaluate: --threads must be at least 1, got {args.threads}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    check_writable(args.out, option="--out", folder=args.archs is None)
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"metantk evaluate: --device {args.device} asked for, but torch sees no CUDA device", file=sys.stderr)
-        return 2
+        raise ValueError(f"--device {args.device} asked for, but torch sees no CUDA device")
     if args.archs is not None:
         return _run_table(args)
-    try:
-        shots = _shots(args.shots)
-        if len(shots) != 1:
-            raise ValueError(f"one --network takes one --shots value, got {args.shots!r} (several need --archs)")
-        settings = _evaluation_settings(args, args.network, shots[0])
-        result = run_evaluation(settings, out=args.out, force=args.force, progress=not args.quiet,
-                                log=lambda message: print(f"metantk evaluate: {message}", file=sys.stderr))
-    except (OutputConflict, DatasetError, UnsafePickleError, ValueError) as error:
-        print(f"metantk evaluate: error: {error}", file=sys.stderr)
-        return 2
+    shots = _shots(args.shots)
+    if len(shots) != 1:
+        raise ValueError(f"one --network takes one --shots value, got {args.shots!r} (several need --archs)")
+    settings = _evaluation_settings(args, args.network, shots[0])
+    result = run_evaluation(settings, out=args.out, force=args.force, progress=not args.quiet,
+                            log=lambda message: print(f"metantk evaluate: {message}", file=sys.stderr))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
+        accuracy = format_accuracy(result["accuracy"], result["ci95"], result["episodes"])
         print(f"{result['protocol']} {result['network']} on {result['data']}: {result['ways']}-way "
-              f"{result['shots']}-shot accuracy {100 * result['accuracy']:.2f} ± {100 * result['ci95']:.2f} % "
+              f"{result['shots']}-shot accuracy {accuracy} "
               f"over {result['episodes']} episodes ({result['meta_iterations']} iterations, "
               f"{result['seconds_per_iteration']:.3f} s/iteration)")
         if "files" in result:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from metantk_plugin.bench.architectures import select_architectures
@@ -16,10 +15,12 @@ from metantk_plugin.bench.settings import (
     NETWORK_NORMS,
     SPACES,
     ScoreSettings,
-    parse_option_value,
+    parse_proxy_options,
 )
 from metantk_plugin.bench.store import export_csv
+from metantk_plugin.commands._runner import check_writable, command, refuse_overwrite
 from metantk_plugin.data.sources import parse_data_spec
+from metantk_plugin.memory import check_fits, kernel_run_bytes
 from metantk_plugin.proxies import available_proxies
 from metantk_plugin.proxies.population import POPULATION_PROXIES
 
@@ -32,7 +33,8 @@ examples:
   metantk score --archs my_archs.txt --proxies metantk --set metantk.inner_lr_time=1000 --out s.h5
 
 Running the same command again resumes: architectures already in --out are skipped.
-A file made with other settings is refused (choose another --out). Every proxy sees the
+A file made with other settings is refused (choose another --out, or pass --force
+to replace it and start afresh). Every proxy sees the
 same tasks and seed. By default the kernel proxies ({kernel}) see a GroupNorm copy of
 each network (same weights) and the others the official BatchNorm network in training
 mode; --norm changes that per proxy.
@@ -91,27 +93,20 @@ def add_parser(subparsers) -> None:
     run.add_argument("--chunk", type=int, default=16, help="architectures per committed chunk (default 16)")
     run.add_argument("--out", required=True, metavar="FILE.h5", help="score file to create or resume")
     run.add_argument("--csv", metavar="FILE.csv", help="also export the scores to CSV when done")
-    run.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
+    run.add_argument("--force", action="store_true",
+                     help="start --out afresh, replacing an existing score file, and allow --csv to replace a file")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     p.set_defaults(func=run_command)
+
+
+_NTK_PROXIES = {"metantk", "metantk_anil", "ntk_cond"}  # the proxies that build the kernel between all samples
 
 
 def _proxies(text: str) -> tuple[str, ...]:
     if text == "all":
         return (*available_proxies(), *POPULATION_PROXIES)
     return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
-def _options(items: list[str]) -> dict[str, dict[str, object]]:
-    options: dict[str, dict[str, object]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        proxy, dot, option = key.partition(".")
-        if not sep or not dot or not proxy or not option:
-            raise ValueError(f"--set expects PROXY.OPTION=VALUE, got {item!r}")
-        options.setdefault(proxy, {})[option] = parse_option_value(value)
-    return options
 
 
 def _norms(items: list[str]) -> dict[str, str]:
@@ -124,29 +119,35 @@ def _norms(items: list[str]) -> dict[str, str]:
     return norms
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    if not Path(args.out).exists():
+        return "no architecture was finished, so no score file was kept"
+    return f"finished architectures are saved in {args.out} (run the same command to resume)"
+
+
+@command("score", interrupted=_interrupted)
 def run_command(args: argparse.Namespace) -> int:
-    try:
-        settings = ScoreSettings(
-            proxies=_proxies(args.proxies), space=args.space, data=str(parse_data_spec(args.data)),
-            n_tasks=args.tasks, ways=args.ways, shots=args.shots, queries=args.queries,
-            image_size=args.image_size, image_channels=args.image_channels,
-            channels=args.channels, cells=args.cells, classes=args.classes, seed=args.seed,
-            dtype=args.dtype, device=args.device, proxy_options=_options(args.options), norms=_norms(args.norms),
-        )
-        archs = select_architectures(args.space, args.archs)
-        if args.csv and not args.force and Path(args.csv).exists():
-            raise ValueError(f"{args.csv} exists; pass --force to replace it or choose another --csv")
-        summary = score_architectures(settings, archs, args.out, executor=args.executor, workers=args.workers,
-                                      chunk_size=args.chunk, progress=not args.quiet)
-        if args.csv:
-            export_csv(args.out, args.csv, overwrite=args.force)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"metantk score: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"metantk score: interrupted; finished architectures are saved in {args.out} "
-              "(run the same command to resume)", file=sys.stderr)
-        return 130
+    settings = ScoreSettings(
+        proxies=_proxies(args.proxies), space=args.space, data=str(parse_data_spec(args.data)),
+        n_tasks=args.tasks, ways=args.ways, shots=args.shots, queries=args.queries,
+        image_size=args.image_size, image_channels=args.image_channels,
+        channels=args.channels, cells=args.cells, classes=args.classes, seed=args.seed,
+        dtype=args.dtype, device=args.device, proxy_options=parse_proxy_options(args.options),
+        norms=_norms(args.norms),
+    )
+    check_fits(kernel_run_bytes(samples=settings.n_tasks * settings.ways * (settings.shots + settings.queries),
+                                image_channels=settings.image_channels, image_size=settings.image_size,
+                                channels=settings.channels, cells=settings.cells,
+                                kernel=bool(set(settings.columns) & _NTK_PROXIES)),
+               advice="lower --tasks, --ways, --shots, --queries, --image-size, --channels or --cells")
+    archs = select_architectures(args.space, args.archs)
+    refuse_overwrite(args.csv, force=args.force, option="--csv")
+    check_writable(args.out, option="--out")
+    check_writable(args.csv, option="--csv")
+    summary = score_architectures(settings, archs, args.out, executor=args.executor, workers=args.workers,
+                                  chunk_size=args.chunk, progress=not args.quiet, replace=args.force)
+    if args.csv:
+        export_csv(args.out, args.csv, overwrite=args.force)
     info = {"out": str(summary.path), "requested": summary.requested, "already_done": summary.already_done,
             "scored": summary.scored, "seconds": round(summary.seconds, 3), "columns": list(settings.columns)}
     if args.csv:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
+import os
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from metantk_plugin.commands._runner import check_writable, command, refuse_overwrite, write_atomic
+from metantk_plugin.memory import check_fits, kernel_run_bytes
 from metantk_plugin.search import SearchSettings, run_pruning_search
 from metantk_plugin.search.pruning import INDICATORS
 
@@ -75,10 +79,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _space(args: argparse.Namespace):
+def _space_size(args: argparse.Namespace) -> tuple[int, int]:
+    """(channels, cells) of the supernet: the options, else the space's defaults."""
     channels, cells = _SPACE_DEFAULTS[args.space]
-    channels = args.channels or channels
-    cells = args.cells or cells
+    channels = channels if args.channels is None else args.channels
+    cells = cells if args.cells is None else args.cells
+    for option, value in (("--channels", channels), ("--cells", cells)):
+        if value < 1:
+            raise ValueError(f"{option} must be a positive int, got {value}")
+    return channels, cells
+
+
+def _space(args: argparse.Namespace):
+    channels, cells = _space_size(args)
     if args.space == "nb201":
         from metantk_plugin.search.nb201_space import NB201SearchSpace
 
@@ -88,60 +101,98 @@ def _space(args: argparse.Namespace):
     return DartsFewshotSearchSpace(channels=channels, cells=cells)
 
 
-def _nb201_truth(arch: str, truth: str | None) -> dict[str, Any] | None:
+def _ground_truth(args: argparse.Namespace):
+    """The NAS-Bench-201 accuracy table (None when none is found and none was asked for),
+    opened before the search so that a bad --truth costs nothing."""
+    if args.space != "nb201":
+        if args.truth is not None:
+            raise ValueError(f"--truth {args.truth} applies to --space nb201 only, not {args.space}")
+        return None
     from metantk_plugin.spaces.nasbench201 import GroundTruth
 
     try:
-        table = GroundTruth.open(truth)
+        return GroundTruth.open(args.truth)
     except FileNotFoundError:
-        if truth is not None:
+        if args.truth is not None:
             raise
         return None
+
+
+def _nb201_truth(arch: str, table) -> dict[str, Any] | None:
+    """The chosen cell's accuracies; None (with a warning) when the table lacks them, so
+    that the finished search is still reported and saved."""
+    if table is None:
+        return None
     report = {}
-    for dataset in ("cifar10", "cifar100", "imagenet16-120"):
-        column = table.accuracies(dataset=dataset, split="test", epochs=200)
-        report[dataset] = {"accuracy": table.accuracy(arch, dataset, "test", 200),
-                           "space_mean": float(column.mean()), "space_best": float(column.max()),
-                           "percentile": float((column < table.accuracy(arch, dataset, "test", 200)).mean() * 100)}
+    try:
+        for dataset in ("cifar10", "cifar100", "imagenet16-120"):
+            column = table.accuracies(dataset=dataset, split="test", epochs=200)
+            accuracy = table.accuracy(arch, dataset, "test", 200)
+            report[dataset] = {"accuracy": accuracy, "space_mean": float(column.mean()),
+                               "space_best": float(column.max()), "percentile": float((column < accuracy).mean() * 100)}
+    except ValueError as error:
+        warnings.warn(f"the chosen cell's accuracy cannot be looked up: {error}", UserWarning, stacklevel=2)
+        return None
     return {"source": table.description, "test_accuracy_200_epochs": report}
 
 
+@command("search", interrupted="the search stopped before it finished, so there is no result to keep")
 def run(args: argparse.Namespace) -> int:
     from metantk_plugin.data.sources import task_sampler_from_spec
 
     out_file = args.out / "search.json" if args.out else None
-    if out_file is not None and out_file.exists() and not args.force:
-        print(f"error: {out_file} already exists; choose another --out or pass --force", file=sys.stderr)
-        return 2
-    try:
-        settings = SearchSettings(
-            indicator=args.indicator, algorithm=args.algorithm, inner_lr_time=args.inner_lr_time, reg=args.reg,
-            repeats=args.repeats, prune_number=args.prune_number, precision=args.precision, faithful=args.faithful,
-            n_tasks=args.tasks, region_samples=args.region_samples, seed=args.seed, device=args.device,
-        )
-        space = _space(args)
-        sampler = task_sampler_from_spec(args.data, split="train", image_size=args.image_size, ways=args.ways,
-                                         shots=args.shots, queries=args.queries, seed=args.seed)
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"--device {args.device} was asked for but CUDA is not available here")
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    refuse_overwrite(out_file, force=args.force, option="--out")
+    check_writable(args.out, option="--out", folder=True)
+    table = _ground_truth(args)
+    settings = SearchSettings(
+        indicator=args.indicator, algorithm=args.algorithm, inner_lr_time=args.inner_lr_time, reg=args.reg,
+        repeats=args.repeats, prune_number=args.prune_number, precision=args.precision, faithful=args.faithful,
+        n_tasks=args.tasks, region_samples=args.region_samples, seed=args.seed, device=args.device,
+    )
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device} was asked for but CUDA is not available here")
+    channels, cells = _space_size(args)
+    needs = kernel_run_bytes(samples=args.tasks * args.ways * (args.shots + args.queries), image_channels=3,
+                             image_size=args.image_size, channels=channels, cells=cells,
+                             kernel=args.indicator != "regions")
+    check_fits(needs, advice="lower --tasks, --ways, --shots, --queries, --image-size, --channels or --cells")
+    space = _space(args)
+    sampler = task_sampler_from_spec(args.data, split="train", image_size=args.image_size, ways=args.ways,
+                                     shots=args.shots, queries=args.queries, seed=args.seed)
     result = run_pruning_search(space, lambda n, seed: sampler.sample(n, seed), settings, progress=not args.json)
     report: dict[str, Any] = {"space": space.name, "data": args.data, **result.to_dict()}
     report.update(report.pop("architecture"))
     if space.name == "nb201":
-        report["ground_truth"] = _nb201_truth(report["arch"], args.truth)
-    if out_file is not None:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(out_file)
+        report["ground_truth"] = _nb201_truth(report["arch"], table)
+    failure = _save(report, out_file) if out_file is not None else None
     if args.json:
         print(json.dumps(report))
     else:
-        _print_summary(report, out_file)
+        _print_summary(report, None if failure else out_file)
+    if failure is not None:
+        raise failure
     return 0
+
+
+def _save(report: dict[str, Any], out_file: Path) -> OSError | None:
+    """Write ``report`` to ``out_file``. When that fails (the disk filled up, the folder was
+    removed during the search), keep it in a file in the current or the temporary folder
+    and return the error saying where, so a finished search is never lost."""
+    text = json.dumps(report, indent=1)
+    try:
+        write_atomic(out_file, text)
+        return None
+    except OSError as error:
+        reason = error.strerror or str(error)
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            handle, rescue = tempfile.mkstemp(dir=folder, prefix="metantk-search-", suffix=".json")
+            with os.fdopen(handle, "w") as file:
+                file.write(text)
+        except OSError:
+            continue
+        return OSError(f"could not write {out_file} ({reason}); the finished search is saved in {rescue}")
+    return OSError(f"could not write {out_file} ({reason}) nor a copy elsewhere; the result is printed above")
 
 
 def _print_summary(report: dict[str, Any], out_file: Path | None) -> None:

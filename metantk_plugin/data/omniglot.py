@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +86,7 @@ def _is_class_folder(folder: Path) -> bool:
 def _png_files(source: Path) -> Iterator[tuple[tuple[str, str, str], bytes]]:
     """((alphabet, character, file name), PNG bytes) for every image of one source."""
     if source.is_dir():
+        _refuse_one_shot_runs(source, (str(p.relative_to(source)) for p in source.glob("*/class_labels.txt")))
         for png in sorted(source.glob("*/*/*.png")):
             yield (png.parent.parent.name, png.parent.name, png.name), png.read_bytes()
         return
@@ -94,10 +95,23 @@ def _png_files(source: Path) -> Iterator[tuple[tuple[str, str, str], bytes]]:
     except zipfile.BadZipFile as error:
         raise DatasetError(f"{source} is not a readable zip file ({error}); {_EXPECTED}") from None
     with archive:
+        _refuse_one_shot_runs(source, archive.namelist())
         for member in sorted(archive.namelist()):
             parts = member.split("/")
             if member.endswith(".png") and len(parts) >= 3:
                 yield (parts[-3], parts[-2], parts[-1]), archive.read(member)
+
+
+def _refuse_one_shot_runs(source: Path, names: Iterable[str]) -> None:
+    """DatasetError when ``source`` is the official one-shot runs (``all_runs.zip``:
+    ``runNN/class_labels.txt`` beside ``runNN/{training,test}/itemNN.png``), whose folders
+    are runs, not characters: read as classes they would mix the characters of each run."""
+    for name in names:
+        if name.endswith("class_labels.txt"):
+            raise DatasetError(
+                f"{source} holds Omniglot's one-shot classification runs ({name}), not character classes; "
+                f"{_EXPECTED}"
+            )
 
 
 def _decode_png(data: bytes, name: str) -> np.ndarray:

@@ -78,17 +78,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"refusing to load {self._source}: it uses persistent ids ({pid!r})")
 
 
-def safe_load(file: str | os.PathLike | BinaryIO, *, encoding: str = "latin1") -> Any:
+def safe_load(file: str | os.PathLike | BinaryIO, *, encoding: str = "latin1", source: str | None = None) -> Any:
     """Unpickle ``file`` (a path or a binary file object) allowing only numpy arrays,
     numpy scalars and builtin containers. ``encoding='latin1'`` reads Python-2 pickles
-    (the RFS miniImageNet files) with their byte strings as ``str`` and their arrays intact.
+    (the RFS miniImageNet files) with their byte strings as ``str`` and their arrays intact;
+    ``source`` names a file object in messages (default: its ``name``).
 
     Raises :class:`UnsafePickleError` for anything else."""
     if isinstance(file, (str, os.PathLike)):
         path = Path(file)
         with path.open("rb") as handle:
-            return _RestrictedUnpickler(handle, source=str(path), encoding=encoding).load()
-    source = getattr(file, "name", "<pickle stream>")
+            return _RestrictedUnpickler(handle, source=source or str(path), encoding=encoding).load()
+    source = source or getattr(file, "name", "<pickle stream>")
     return _RestrictedUnpickler(file, source=str(source), encoding=encoding).load()
 
 

@@ -20,7 +20,7 @@ from metantk_plugin.data.errors import DatasetError
 from metantk_plugin.data.images import LabelledImages
 from metantk_plugin.data.splits import select_classes, shuffled_class_split, split_counts
 from metantk_plugin.data.transforms import ColorJitter, Compose, Invert, Normalize, RandomCrop, RandomHorizontalFlip
-from metantk_plugin.tasks import TaskBatch, synthetic_tasks
+from metantk_plugin.tasks import TaskBatch, check_sizes, synthetic_tasks
 
 __all__ = [
     "DATA_KINDS",
@@ -174,6 +174,7 @@ class SyntheticTaskSampler:
     the :class:`EpisodeSampler` interface."""
 
     def __init__(self, *, ways: int, shots: int, queries: int, image_size: int, channels: int, seed: int = 0):
+        check_sizes(ways=ways, shots=shots, queries=queries, image_size=image_size, channels=channels)
         self.ways, self.shots, self.queries = ways, shots, queries
         self.image_size, self.channels = image_size, channels
         self._generator = torch.Generator().manual_seed(int(seed))

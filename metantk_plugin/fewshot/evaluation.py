@@ -17,7 +17,11 @@ from tqdm.auto import tqdm
 from metantk_plugin.data.episodes import concat_tasks, derive_seed
 from metantk_plugin.tasks import TaskBatch
 
-__all__ = ["EpisodeResult", "confidence_interval", "episode_seeds", "evaluate_episodes"]
+__all__ = ["MIN_INTERVAL_EPISODES", "EpisodeResult", "confidence_interval", "episode_seeds", "evaluate_episodes",
+           "format_accuracy"]
+
+MIN_INTERVAL_EPISODES = 10
+"""Fewer test episodes give no meaningful 95% interval (Student's t for 2 episodes is 12.7)."""
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,12 @@ def evaluate_episodes(
     values = np.asarray(accuracies)
     mean, half_width = confidence_interval(values)
     return EpisodeResult(values, mean, half_width)
+
+
+def format_accuracy(accuracy: float, ci95: float, episodes: int) -> str:
+    """``'61.20 ± 0.85 %'``, or, below :data:`MIN_INTERVAL_EPISODES` episodes, the mean alone
+    with the reason the interval is left out (it is still in the result object)."""
+    if episodes < MIN_INTERVAL_EPISODES:
+        return (f"{100 * accuracy:.2f} % (no 95% interval: {episodes} episode{'s' if episodes != 1 else ''} "
+                f"are too few for a meaningful one; use at least {MIN_INTERVAL_EPISODES})")
+    return f"{100 * accuracy:.2f} ± {100 * ci95:.2f} %"

@@ -23,6 +23,7 @@ from pathlib import Path
 from torch import nn
 
 from metantk_plugin.fewshot.conv4 import Conv4
+from metantk_plugin.user_input import quoted, read_text_file
 
 __all__ = ["build_network"]
 
@@ -33,7 +34,7 @@ def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: 
     for ``in_channels`` x ``input_size`` x ``input_size`` inputs; ``channels`` and ``cells``
     size NAS-Bench-201 and DARTS networks."""
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"network spec must be a non-empty string, got {spec!r}")
+        raise ValueError(f"network spec must be a non-empty string, got {quoted(spec)}")
     if spec == "conv4":
         return Conv4(num_classes=num_classes, in_channels=in_channels, head_init="zeros" if zero_head else "normal")
     if spec.startswith("module:"):
@@ -51,21 +52,21 @@ def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: 
         try:
             arch = int(cell) if spec.startswith("nb201:") else cell
         except ValueError:
-            raise ValueError(f"network {spec[:200]!r}: expected nb201:INDEX with an integer index") from None
+            raise ValueError(f"network {quoted(spec)}: expected nb201:INDEX with an integer index") from None
         return build_nb201(arch, C=channels or 16, N=cells or 5, num_classes=num_classes, norm="batch",
                            in_channels=in_channels)
-    genotype = path.read_text().strip() if path.is_file() else spec
+    genotype = read_text_file(path, what="genotype file").strip() if path.is_file() else spec
     try:
         darts = importlib.import_module("metantk_plugin.spaces.darts_fewshot")
     except ImportError as error:
-        raise ValueError(f"network {spec!r} is not 'conv4' or 'module:package.module:factory', and the few-shot "
+        raise ValueError(f"network {quoted(spec)} is not 'conv4' or 'module:package.module:factory', and the few-shot "
                          f"DARTS space that reads genotypes cannot be imported ({error})") from None
     try:
         network = darts.build_eval_network(genotype, num_classes=num_classes, input_size=input_size,
                                            input_channels=in_channels, C=channels or 48, cells=cells)
     except (ValueError, KeyError) as error:
         what = f"genotype file {path}" if path.is_file() else "genotype preset"
-        raise ValueError(f"network {spec!r}: not 'conv4', not 'module:package.module:factory', and not a valid "
+        raise ValueError(f"network {quoted(spec)}: not 'conv4', not 'module:package.module:factory', and not a valid "
                          f"{what} ({error})") from None
     return _checked(network, spec)
 
@@ -74,15 +75,22 @@ def _from_factory(spec: str, **kwargs: int) -> nn.Module:
     _, _, target = spec.partition(":")
     module_name, _, attribute = target.rpartition(":")
     if not module_name or not attribute:
-        raise ValueError(f"user network {spec!r} must look like 'module:package.module:factory'")
+        raise ValueError(f"user network {quoted(spec)} must look like 'module:package.module:factory'")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
         raise ValueError(f"cannot load the network factory {target!r} ({error})") from None
-    return _checked(factory(**kwargs), spec)
+    call = f"{attribute}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+    if not callable(factory):
+        raise ValueError(f"the network factory {target!r} is a {type(factory).__name__}, not a callable {call}")
+    try:
+        network = factory(**kwargs)
+    except TypeError as error:
+        raise ValueError(f"the network factory {target!r} cannot be called as {call} ({error})") from None
+    return _checked(network, spec)
 
 
 def _checked(network: object, spec: str) -> nn.Module:
     if not isinstance(network, nn.Module):
-        raise ValueError(f"network {spec!r} built a {type(network).__name__}, not a torch.nn.Module")
+        raise ValueError(f"network {quoted(spec)} built a {type(network).__name__}, not a torch.nn.Module")
     return network

@@ -40,8 +40,8 @@ from metantk_plugin.bench.store import (
     RunSummary,
     ScoreFileError,
     ScoreRow,
-    ScoreStore,
     commit_stream,
+    open_run,
     read_scores,
     read_settings,
 )
@@ -187,18 +187,20 @@ def evaluate_architectures(
     chunk_size: int = 1,
     commit_seconds: float = 60.0,
     progress: bool = True,
+    replace: bool = False,
 ) -> RunSummary:
     """Train and test each of ``archs`` into the table ``out``, skipping those already in it
-    (resume). Rows are committed every ``chunk_size`` architectures or ``commit_seconds``,
-    and when the run stops for any reason, so a ``kill -9`` loses at most those in flight."""
+    (resume), or starting it afresh when ``replace`` (see :func:`~metantk_plugin.bench.store.open_run`).
+    Rows are committed every ``chunk_size`` architectures or ``commit_seconds``, and when the
+    run stops for any reason, so a ``kill -9`` loses at most those in flight."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     start = time.perf_counter()
     wanted = list(dict.fromkeys(canonical_architecture(settings.space, a) for a in archs))
     pool = make_executor(executor, workers)  # validates before the file is touched
     columns = settings.columns
-    with ScoreStore.open(out, settings=settings.to_dict(), columns=columns,
-                         higher_is_better=[c.startswith("acc_") for c in columns]) as store, pool:
+    with open_run(out, replace=replace, settings=settings.to_dict(), columns=columns,
+                  higher_is_better=[c.startswith("acc_") for c in columns]) as store, pool:
         todo = [a for a in wanted if not store.is_finished(a)]
         done_before = len(wanted) - len(todo)
         if todo:

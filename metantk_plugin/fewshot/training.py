@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from metantk_plugin.data.episodes import derive_seed
+from metantk_plugin.interrupts import deferred_interrupt
 
 __all__ = ["Prefetcher", "TrainingHistory", "meta_train", "run_steps"]
 
@@ -95,10 +96,12 @@ def run_steps(
     (it/s, running accuracy over the last 20 steps), appending to ``history``; call
     ``checkpoint(i + 1)`` every ``checkpoint_every`` steps and after the last one, and
     ``validate(i + 1) -> (accuracy, ci95)`` every ``validate_every`` steps. Stops early
-    once ``time_budget`` seconds of steps have passed."""
+    once ``time_budget`` seconds of steps have passed. Ctrl-C lets the current step finish,
+    checkpoints it and then raises KeyboardInterrupt (a second Ctrl-C stops at once)."""
     began = time.perf_counter()
     done = saved = start
-    with tqdm(total=stop, initial=start, desc=description, unit="it", disable=not progress) as bar:
+    with tqdm(total=stop, initial=start, desc=description, unit="it", disable=not progress) as bar, \
+            deferred_interrupt() as interrupt:
         for i in range(start, stop):
             tick = time.perf_counter()
             loss, accuracy = step(i)
@@ -115,6 +118,10 @@ def run_steps(
             if checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
                 checkpoint(done)
                 saved = done
+            if interrupt.requested:
+                if checkpoint is not None and done != saved:
+                    checkpoint(done)
+                raise KeyboardInterrupt
             if out_of_time:
                 break
     if checkpoint is not None and done != saved:

@@ -1,12 +1,13 @@
 """MetaNTK in NASLib: its zero-cost measure registry, a predictor, and NB201 encodings.
 
-NASLib (automl/NASLib, installed from a source checkout, Python 3.7-3.9) creates every
+NASLib (automl/NASLib, installed from a source checkout; upstream supports Python 3.7-3.9,
+the snapshots in ../shared/vendor/naslib install on 3.11) creates every
 zero-cost proxy by name, ``ZeroCost(method_type=name)``, from one global registry filled
 by the decorator ``measure(name, bn=True, copy_net=True, **impl_args)``. The registry
 module is ``naslib.predictors.utils.pruners.measures`` on the Develop branch and
 ``naslib.predictors.pruners.measures`` on the NAS-Bench-Suite-Zero (``zerocost``)
 branch; :func:`register` fills whichever exist. Written against Develop 0b51bc18 and
-zerocost 8c45f19d (the files and commits read are listed in tests/naslib_standin/README.md).
+zerocost 8c45f19d, and tested against both (``tox -e naslib-develop``, ``naslib-zerocost``).
 
 * :func:`register` adds the measures ``metantk`` (MAML kernel, as the core proxy of that
   name), ``metantk_maml`` (the same, named explicitly) and ``metantk_anil`` (ANIL's head
@@ -26,9 +27,10 @@ zerocost 8c45f19d (the files and commits read are listed in tests/naslib_standin
   1 none, 2 nor_conv_3x3, 3 nor_conv_1x1, 4 avg_pool_3x3) to and from official strings.
 
 How a network is scored (both routes): the batch becomes few-shot tasks by
-:func:`tasks_from_batch`; the graph's copy gets its BatchNorm layers replaced by
-GroupNorm over the largest divisor of the channel count not above 16 (the official
-MetaNTK-NAS ``groupnorm16``; BatchNorm in training mode couples the samples, so
+:func:`tasks_fitting_batch` (the settings' shape, or the largest one a small batch
+holds); the graph's copy gets its BatchNorm layers replaced by GroupNorm over the
+largest divisor of the channel count not above 16 (the official MetaNTK-NAS
+``groupnorm16``; BatchNorm in training mode couples the samples, so
 per-sample gradients and the NTK would be undefined), affine parameters copied; its
 features are the input of the last ``nn.Linear`` it calls (NASLib graphs return logits
 only), on which MetaNTK attaches its seeded head. The graph's own weights are used as
@@ -40,6 +42,7 @@ from __future__ import annotations
 import copy
 import importlib
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from types import MappingProxyType, ModuleType
 
@@ -58,12 +61,15 @@ __all__ = [
     "NON_FINITE_SCORE",
     "PREDICTOR_METHODS",
     "REGISTRY_MODULES",
+    "BatchTooSmallError",
     "MeasureSettings",
     "MetaNTKPredictor",
+    "TaskShapeWarning",
     "arch_str_to_op_indices",
     "measure_names",
     "op_indices_to_arch_str",
     "register",
+    "tasks_fitting_batch",
     "tasks_from_batch",
 ]
 
@@ -85,7 +91,9 @@ class MeasureSettings:
     ``n_tasks`` tasks of ``ways`` classes with ``shots`` support and ``queries`` query
     samples per class, drawn with ``seed`` (which also draws MetaNTK's head); MetaNTK's
     ``inner_lr_time``, ``reg`` and ``backend`` as in :class:`~metantk_plugin.proxies.MetaNTK`.
-    The defaults are the reference configuration: 3 tasks, 5-way, 1-shot, 1 query."""
+    The defaults are the reference configuration: 3 tasks, 5-way, 1-shot, 1 query. With
+    ``fit_batch`` (the default), a batch too small for that shape is scored with the
+    largest smaller one it holds (see :func:`tasks_fitting_batch`)."""
 
     ways: int = 5
     shots: int = 1
@@ -95,11 +103,14 @@ class MeasureSettings:
     inner_lr_time: float = math.inf
     reg: float = 1e-3
     backend: str = "gram"
+    fit_batch: bool = True
 
     def __post_init__(self) -> None:
         for name in ("ways", "shots", "queries", "n_tasks"):
             _check_positive_int(name, getattr(self, name))
         _check_seed(self.seed)
+        if not isinstance(self.fit_batch, bool):
+            raise ValueError(f"fit_batch must be True or False, got {self.fit_batch!r}")
         for name in ("inner_lr_time", "reg"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -120,6 +131,14 @@ PREDICTOR_METHODS = MappingProxyType(measure_names())
 
 
 # ---------------------------------------------------------------------------- tasks
+class BatchTooSmallError(ValueError):
+    """The batch lacks the classes or samples for the tasks asked for."""
+
+
+class TaskShapeWarning(UserWarning):
+    """A batch was scored with fewer tasks or ways than the settings ask for."""
+
+
 def tasks_from_batch(
     inputs: torch.Tensor,
     targets: torch.Tensor,
@@ -167,7 +186,7 @@ def tasks_from_batch(
     for task in range(n_tasks):
         eligible = [c for c in classes if len(pools[c]) - used[c] >= per_class]
         if len(eligible) < ways:
-            raise ValueError(
+            raise BatchTooSmallError(
                 f"cannot draw task {task + 1} of {n_tasks}: it needs {ways} classes with {per_class} unused samples "
                 f"each (shots={shots} + queries={queries}), but only {len(eligible)} of the {len(classes)} classes "
                 f"in the batch of {len(labels)} samples have that many left ({n_tasks * ways * per_class} samples "
@@ -189,6 +208,38 @@ def tasks_from_batch(
     return TaskBatch(inputs[support_index], labels_of(shots), inputs[query_index], labels_of(queries), ways)
 
 
+def tasks_fitting_batch(inputs: torch.Tensor, targets: torch.Tensor, settings: MeasureSettings) -> TaskBatch:
+    """The tasks of ``settings`` drawn from one batch by :func:`tasks_from_batch`; when the
+    batch is too small for them and ``settings.fit_batch`` is set, the largest shape it
+    holds instead: fewer tasks first, then fewer ways (at least 2), shots and queries kept,
+    with a :class:`TaskShapeWarning` that names the shape used. NASLib's zero-cost runners
+    feed batches of 32 images, which rarely hold 3 tasks of 5 classes with 2 unused images
+    each; such a batch is scored on 2 tasks, or 1, instead of not at all."""
+    draw = {"shots": settings.shots, "queries": settings.queries, "seed": settings.seed}
+    try:
+        return tasks_from_batch(inputs, targets, ways=settings.ways, n_tasks=settings.n_tasks, **draw)
+    except BatchTooSmallError as error:
+        if not settings.fit_batch:
+            raise
+        too_small = error
+    for ways in range(settings.ways, 1, -1):
+        for n_tasks in range(settings.n_tasks, 0, -1):
+            if (ways, n_tasks) == (settings.ways, settings.n_tasks):
+                continue
+            try:
+                tasks = tasks_from_batch(inputs, targets, ways=ways, n_tasks=n_tasks, **draw)
+            except BatchTooSmallError:
+                continue
+            warnings.warn(
+                f"the batch of {len(targets)} samples holds no {settings.n_tasks} tasks of {settings.ways}-way "
+                f"{settings.shots}-shot {settings.queries}-query; scored on {n_tasks} task(s) of {ways}-way "
+                f"{settings.shots}-shot {settings.queries}-query (feed larger batches for the full shape)",
+                TaskShapeWarning, stacklevel=3,
+            )
+            return tasks
+    raise too_small
+
+
 # ---------------------------------------------------------------------------- scoring
 def _score_private_copy(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, algorithm: str,
                         settings: MeasureSettings) -> float:
@@ -198,8 +249,7 @@ def _score_private_copy(net: nn.Module, inputs: torch.Tensor, targets: torch.Ten
             f"the {type(net).__name__} has no architecture yet (op_indices is None): call "
             "graph.set_spec(op_indices) and graph.parse() before scoring it"
         )
-    tasks = tasks_from_batch(inputs, targets, ways=settings.ways, shots=settings.shots, queries=settings.queries,
-                             n_tasks=settings.n_tasks, seed=settings.seed)
+    tasks = tasks_fitting_batch(inputs, targets, settings)
     batchnorm_to_groupnorm(net)
     proxy = get_proxy(_CORE_PROXY[algorithm])
     kappa = proxy.compute(_FeaturesAndLogits(net), tasks, seed=settings.seed, inner_lr_time=settings.inner_lr_time,
@@ -304,25 +354,17 @@ def register(*, prefix: str = "metantk", **settings) -> list[str]:
 
 # ---------------------------------------------------------------------------- predictor
 class _StandalonePredictor:
-    """The part of NASLib's ``Predictor`` interface its zero-cost evaluators use, for
-    when NASLib does not import."""
+    """The part of NASLib's ``Predictor`` interface that both branches' bases provide and
+    its zero-cost evaluators use, for when NASLib does not import."""
 
-    def __init__(self, ss_type=None, encoding_type=None):
+    def __init__(self, ss_type=None):
         self.ss_type = ss_type
-        self.encoding_type = encoding_type
 
     def set_ss_type(self, ss_type) -> None:
         self.ss_type = ss_type
 
     def pre_process(self) -> None:
         """Nothing to prepare: a zero-cost predictor needs no training data."""
-
-    def fit(self, xtrain, ytrain, info=None) -> None:
-        """Nothing to fit: the score needs no labelled architectures."""
-
-    def get_data_reqs(self) -> dict:
-        return {"requires_partial_lc": False, "metric": None, "requires_hyperparameters": False,
-                "hyperparams": {}, "unlabeled": False, "unlabeled_factor": 0}
 
 
 def _predictor_base() -> type:
@@ -373,6 +415,16 @@ class MetaNTKPredictor(_predictor_base()):
         self.num_imgs_or_batches = num_imgs_or_batches
         self.device = torch.device(device if device is not None else "cpu")
         self.train_loader = None
+
+    def fit(self, xtrain, ytrain, info=None) -> None:
+        """Nothing to fit: the score needs no labelled architectures (Develop passes ``info``,
+        the zerocost branch does not)."""
+
+    def get_data_reqs(self) -> dict:
+        """What a NASLib predictor evaluator must supply: nothing (the zerocost branch's
+        ``Predictor`` lacks this method, so it is defined here for both)."""
+        return {"requires_partial_lc": False, "metric": None, "requires_hyperparameters": False,
+                "hyperparams": {}, "unlabeled": False, "unlabeled_factor": 0}
 
     def query(self, graph, dataloader=None, info=None):
         if isinstance(graph, (list, tuple)):

@@ -14,22 +14,25 @@ decorators run) or a callable that registers its proxies when called.
 
 from __future__ import annotations
 
+import inspect
 import math
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 
 import torch
 
 from metantk_plugin.tasks import TaskBatch
+from metantk_plugin.user_input import quoted
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Proxy",
     "ProxyFunction",
     "available_proxies",
+    "check_proxy_options",
     "compute_proxy",
     "get_proxy",
     "register_proxy",
@@ -131,6 +134,45 @@ def get_proxy(name: str) -> Proxy:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown proxy {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def check_proxy_options(name: str, options: Mapping[str, object]) -> None:
+    """ValueError unless every entry of ``options`` is a keyword option of proxy ``name``
+    whose value has the type of the option's default (a real number, not NaN, where the
+    default is a float), so that bad options are refused before any network is scored."""
+    parameters = inspect.signature(get_proxy(name).compute).parameters
+    known = {n: p for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY and n != "seed"}
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    for option, value in options.items():
+        if option not in known:
+            if open_ended:
+                continue
+            raise ValueError(
+                f"proxy {name!r} has no option {quoted(option)}; its options: {', '.join(known) or 'none'}"
+            )
+        default = known[option].default
+        expected = _expected_kind(default)
+        if expected is not None and not expected[1](value):
+            raise ValueError(f"option {name}.{option} must be {expected[0]} (default {default!r}), got {quoted(value)}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+_KINDS = (  # (type of the default, what a value must be, test)
+    (bool, "true or false", lambda v: isinstance(v, bool)),
+    (int, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    (float, "a number (not NaN)", _is_number),
+    (str, "a string", lambda v: isinstance(v, str)),
+)
+
+
+def _expected_kind(default: object) -> tuple[str, Callable[[object], bool]] | None:
+    for kind, words, test in _KINDS:
+        if type(default) is kind:
+            return words, test
+    return None
 
 
 def compute_proxy(name: str, network: torch.nn.Module, tasks: TaskBatch, *, seed: int = 0, **options) -> float:

@@ -263,41 +263,42 @@ def run_pruning_search(space: PrunableSpace, source: TaskSource, settings: Searc
         head_rng = np.random.default_rng(s.seed)
         pool = source(10, _derived_seed(s.seed, 999)).inputs()
         round_index = 0
-        bar = tqdm(desc=f"MetaNTK-NAS on {space.name}", unit="round", disable=not progress)
-        while True:
-            active = {c: active_operations(a) for c, a in alphas.items()}
-            cands = [Candidate(c, e, space.op_names[o]) for c in space.cell_types for e in range(space.n_edges)
-                     if len(active[c][e]) > 1 for o in active[c][e]]
-            if not cands:
-                break
-            _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng, whole_edge=False)
-            removed: dict[tuple[str, int], int] = {}
-            for c in _ranked(cands, rank_precision):
-                edge_active = len(active[c.cell][c.edge])
-                if removed.get((c.cell, c.edge), 0) < min(s.prune_number, edge_active - 1):
-                    removed[(c.cell, c.edge)] = removed.get((c.cell, c.edge), 0) + 1
-                    alphas[c.cell][c.edge, space.op_names.index(c.op)] = REMOVED
-                    c.pruned = True
-            rounds.append({"phase": 1, "round": round_index, "candidates": [asdict(c) for c in cands]})
-            round_index += 1
-            bar.update(1)
-        for cell in space.cell_types:
-            for lo, hi in space.edge_groups:
-                edges = [e for e, ops in enumerate(active_operations(alphas[cell][lo:hi]), lo) if ops]
-                if len(edges) <= 2:
-                    continue
-                cands = [Candidate(cell, e, space.op_names[int(torch.argmax(alphas[cell][e]))]) for e in edges]
+        with tqdm(desc=f"MetaNTK-NAS on {space.name}", unit="round", total=_planned_rounds(space, alphas, s),
+                   disable=not progress) as bar:
+            while True:
+                active = {c: active_operations(a) for c, a in alphas.items()}
+                cands = [Candidate(c, e, space.op_names[o]) for c in space.cell_types for e in range(space.n_edges)
+                         if len(active[c][e]) > 1 for o in active[c][e]]
+                if not cands:
+                    break
                 _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng,
-                                  whole_edge=True)
-                for rank_pos, c in enumerate(_ranked(cands, rank_precision)):
-                    if rank_pos < len(cands) - 2:
-                        alphas[cell][c.edge, :] = REMOVED
+                                  whole_edge=False)
+                removed: dict[tuple[str, int], int] = {}
+                for c in _ranked(cands, rank_precision):
+                    edge_active = len(active[c.cell][c.edge])
+                    if removed.get((c.cell, c.edge), 0) < min(s.prune_number, edge_active - 1):
+                        removed[(c.cell, c.edge)] = removed.get((c.cell, c.edge), 0) + 1
+                        alphas[c.cell][c.edge, space.op_names.index(c.op)] = REMOVED
                         c.pruned = True
-                rounds.append({"phase": 2, "round": round_index, "cell": cell, "group": [lo, hi],
-                               "candidates": [asdict(c) for c in cands]})
+                rounds.append({"phase": 1, "round": round_index, "candidates": [asdict(c) for c in cands]})
                 round_index += 1
                 bar.update(1)
-        bar.close()
+            for cell in space.cell_types:
+                for lo, hi in space.edge_groups:
+                    edges = [e for e, ops in enumerate(active_operations(alphas[cell][lo:hi]), lo) if ops]
+                    if len(edges) <= 2:
+                        continue
+                    cands = [Candidate(cell, e, space.op_names[int(torch.argmax(alphas[cell][e]))]) for e in edges]
+                    _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng,
+                                      whole_edge=True)
+                    for rank_pos, c in enumerate(_ranked(cands, rank_precision)):
+                        if rank_pos < len(cands) - 2:
+                            alphas[cell][c.edge, :] = REMOVED
+                            c.pruned = True
+                    rounds.append({"phase": 2, "round": round_index, "cell": cell, "group": [lo, hi],
+                                   "candidates": [asdict(c) for c in cands]})
+                    round_index += 1
+                    bar.update(1)
     return SearchResult(
         architecture=space.describe(alphas),
         rounds=rounds,
@@ -307,6 +308,14 @@ def run_pruning_search(space: PrunableSpace, source: TaskSource, settings: Searc
         seconds=time.perf_counter() - start,
         settings={k: (str(v) if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(s).items()},
     )
+
+
+def _planned_rounds(space: PrunableSpace, alphas: dict[str, torch.Tensor], s: SearchSettings) -> int:
+    """How many rounds :func:`run_pruning_search` will run from ``alphas`` (the progress bar's total)."""
+    widest = max(len(ops) for a in alphas.values() for ops in active_operations(a))
+    pruning = math.ceil((widest - 1) / s.prune_number) if widest > 1 else 0
+    choosing = sum(1 for _ in space.cell_types for lo, hi in space.edge_groups if hi - lo > 2)
+    return pruning + choosing
 
 
 def _ranked(cands: list[Candidate], precision: int | None) -> list[Candidate]:

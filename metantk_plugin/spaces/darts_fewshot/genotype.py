@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metantk_plugin.spaces.darts_fewshot.operations import OP_ALIASES, OP_NAMES
+from metantk_plugin.user_input import quoted
 
 __all__ = ["DEFAULT_NODES", "FIELDS", "Genotype", "parse_genotype", "random_genotype"]
 
@@ -77,6 +78,8 @@ class Genotype:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"not valid genotype JSON: {err}") from None
+        except RecursionError:
+            raise ValueError("the genotype JSON is nested too deeply") from None
         return cls.from_dict(data, nodes=nodes)
 
     # ------------------------------------------------------------------ writers
@@ -135,16 +138,16 @@ def _validate_into(genotype: Genotype) -> None:
 
 def _check_cell(cell: Any, field: str) -> Cell:
     if not isinstance(cell, (list, tuple)) or not cell:
-        raise ValueError(f"{field} must be a non-empty list of nodes, got {cell!r}")
+        raise ValueError(f"{field} must be a non-empty list of nodes, got {quoted(cell)}")
     nodes = []
     for i, node in enumerate(cell):
         where = f"{field} node {i}"
         if not isinstance(node, (list, tuple)) or len(node) != 2:
-            raise ValueError(f"{where} must list exactly 2 inputs (op, src), got {node!r}")
+            raise ValueError(f"{where} must list exactly 2 inputs (op, src), got {quoted(node)}")
         pairs = []
         for k, pair in enumerate(node):
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise ValueError(f"{where}, input {k} must be a pair (op, src), got {pair!r}")
+                raise ValueError(f"{where}, input {k} must be a pair (op, src), got {quoted(pair)}")
             op, src = pair
             pairs.append((_check_op(op, f"{where}, input {k}"), _check_src(src, i, f"{where}, input {k}")))
         nodes.append(tuple(pairs))
@@ -153,19 +156,21 @@ def _check_cell(cell: Any, field: str) -> Cell:
 
 def _check_op(op: Any, where: str) -> str:
     if not isinstance(op, str):
-        raise ValueError(f"{where}: the operation must be a string, got {op!r}")
+        raise ValueError(f"{where}: the operation must be a string, got {quoted(op)}")
     canonical = OP_ALIASES.get(op, op)
     if canonical == "none":
         raise ValueError(f"{where}: 'none' cannot be a chosen operation (a genotype keeps only real operations)")
     if canonical not in OP_NAMES:
         choices = ", ".join(o for o in OP_NAMES if o != "none")
-        raise ValueError(f"{where}: unknown operation {op!r}; expected one of {choices} (or max_pool_3x3/avg_pool_3x3)")
+        raise ValueError(
+            f"{where}: unknown operation {quoted(op)}; expected one of {choices} (or max_pool_3x3/avg_pool_3x3)"
+        )
     return canonical
 
 
 def _check_src(src: Any, node: int, where: str) -> int:
     if isinstance(src, bool) or not isinstance(src, int):
-        raise ValueError(f"{where}: the source must be an int, got {src!r}")
+        raise ValueError(f"{where}: the source must be an int, got {quoted(src)}")
     if not 0 <= src < node + 2:
         raise ValueError(f"{where}: source {src} is out of range; node {node} may read states 0..{node + 1}")
     return src
@@ -175,10 +180,10 @@ def _check_concat(concat: Any, field: str, nodes: int) -> tuple[int, ...]:
     if isinstance(concat, range):
         concat = list(concat)
     if not isinstance(concat, (list, tuple)) or not concat:
-        raise ValueError(f"{field} must be a non-empty list of node indices, got {concat!r}")
+        raise ValueError(f"{field} must be a non-empty list of node indices, got {quoted(concat)}")
     for c in concat:
         if isinstance(c, bool) or not isinstance(c, int) or not 2 <= c < nodes + 2:
-            raise ValueError(f"{field}: {c!r} is not an intermediate node index (expected 2..{nodes + 1})")
+            raise ValueError(f"{field}: {quoted(c)} is not an intermediate node index (expected 2..{nodes + 1})")
     if list(concat) != sorted(set(concat)):
         raise ValueError(f"{field} must be strictly increasing without repeats, got {list(concat)}")
     return tuple(concat)
@@ -228,12 +233,12 @@ def parse_genotype(text: str, *, nodes: int | None = DEFAULT_NODES) -> Genotype:
         detail = getattr(err, "msg", str(err))
         column = getattr(err, "offset", None)
         where = f" at column {column}" if column else ""
-        raise ValueError(f"not a Genotype(...) expression: {detail}{where} in {_clip(source)!r}") from None
+        raise ValueError(f"not a Genotype(...) expression: {detail}{where} in {quoted(source)}") from None
     except (RecursionError, MemoryError):
         raise ValueError("the genotype string is nested too deeply") from None
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"):
-        raise ValueError(f"expected a call Genotype(...), got {_clip(_segment(source, call))!r}")
+        raise ValueError(f"expected a call Genotype(...), got {quoted(_segment(source, call))}")
     fields: dict[str, ast.expr] = {}
     if len(call.args) > len(FIELDS):
         raise ValueError(f"Genotype(...) takes at most {len(FIELDS)} arguments, got {len(call.args)}")
@@ -241,11 +246,11 @@ def parse_genotype(text: str, *, nodes: int | None = DEFAULT_NODES) -> Genotype:
         fields[name] = arg
     for kw in call.keywords:
         if kw.arg is None:
-            raise ValueError(f"unsupported argument {_clip(_segment(source, kw.value))!r}: write the fields out")
+            raise ValueError(f"unsupported argument {quoted(_segment(source, kw.value))}: write the fields out")
         if kw.arg not in FIELDS:
-            raise ValueError(f"unknown genotype field {kw.arg!r}; expected {', '.join(FIELDS)}")
+            raise ValueError(f"unknown genotype field {quoted(kw.arg)}; expected {', '.join(FIELDS)}")
         if kw.arg in fields:
-            raise ValueError(f"the genotype field {kw.arg!r} is given twice")
+            raise ValueError(f"the genotype field {quoted(kw.arg)} is given twice")
         fields[kw.arg] = kw.value
     missing = [f for f in ("normal", "reduce") if f not in fields]
     if missing:
@@ -276,7 +281,7 @@ def _literal(source: str, node: ast.AST, field: str) -> Any:
         if all(isinstance(b, int) for b in bounds):
             return list(range(*bounds))
     raise ValueError(
-        f"in {field}: {_clip(_segment(source, node))!r} is not allowed here "
+        f"in {field}: {quoted(_segment(source, node))} is not allowed here "
         "(expected lists of ('op', src) pairs of string and int literals, or range(a, b) for a concat)"
     )
 
@@ -284,6 +289,3 @@ def _literal(source: str, node: ast.AST, field: str) -> Any:
 def _segment(source: str, node: ast.AST) -> str:
     return ast.get_source_segment(source, node) or type(node).__name__
 
-
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metantk_plugin.spaces.darts_fewshot.genotype import Genotype, parse_genotype
+from metantk_plugin.user_input import quoted
 
 __all__ = ["PRESETS", "Preset", "available_presets", "get_preset", "resolve_genotype"]
 
@@ -312,7 +313,7 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     close = difflib.get_close_matches(str(name), PRESETS, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown genotype preset {name!r}.{hint} Available: {', '.join(PRESETS)}")
+    raise ValueError(f"unknown genotype preset {quoted(name)}.{hint} Available: {', '.join(PRESETS)}")
 
 
 def resolve_genotype(value: Any) -> tuple[Genotype, Preset | None]:

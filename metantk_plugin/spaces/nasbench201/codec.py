@@ -23,6 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from metantk_plugin.user_input import quoted
+
 __all__ = [
     "EDGES",
     "NASLIB_EDGES",
@@ -84,16 +86,16 @@ class NB201Arch:
         if not isinstance(ops, (tuple, list)):
             raise ValueError(
                 f"NB201Arch needs a tuple of {len(EDGES)} operation names in the edge order "
-                f"{_edges_text(EDGES)}; got {type(ops).__name__} {ops!r}"
+                f"{_edges_text(EDGES)}; got {type(ops).__name__} {quoted(ops)}"
             )
         if len(ops) != len(EDGES):
             raise ValueError(
-                f"NB201Arch needs {len(EDGES)} operations (edges {_edges_text(EDGES)}), got {len(ops)}: {ops!r}"
+                f"NB201Arch needs {len(EDGES)} operations (edges {_edges_text(EDGES)}), got {len(ops)}: {quoted(ops)}"
             )
         for (source, target), op in zip(EDGES, ops):
             if not isinstance(op, str) or op not in OPERATIONS:
                 raise ValueError(
-                    f"unknown operation {op!r} on edge {source}->{target}; expected one of {_OPS_HINT}"
+                    f"unknown operation {quoted(op)} on edge {source}->{target}; expected one of {_OPS_HINT}"
                 )
         object.__setattr__(self, "ops", tuple(ops))
 
@@ -155,7 +157,7 @@ class NB201Arch:
         try:
             return self.ops[EDGES.index((source, target))]
         except ValueError:
-            raise ValueError(f"no edge {source!r}->{target!r}; edges are {_edges_text(EDGES)}") from None
+            raise ValueError(f"no edge {quoted(source)}->{quoted(target)}; edges are {_edges_text(EDGES)}") from None
 
     def __str__(self) -> str:
         return self.to_string()
@@ -175,7 +177,7 @@ def parse_arch(value, *, nni_label: str | None = "cell") -> NB201Arch:
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
         return NB201Arch.from_index(value)
     raise ValueError(
-        f"cannot read a NAS-Bench-201 architecture from {type(value).__name__} {value!r}; expected an "
+        f"cannot read a NAS-Bench-201 architecture from {type(value).__name__} {quoted(value)}; expected an "
         f"official string {STRING_FORM}, an index 0..{NUM_ARCHITECTURES - 1}, an NNI sample dict or a "
         "NASLib op-index tuple"
     )
@@ -230,11 +232,11 @@ def _ops_of_rank(rank: int) -> tuple[str, ...]:
 # ---------------------------------------------------------------------- parsers
 def _parse_string(text) -> tuple[str, ...]:
     if not isinstance(text, str):
-        raise ValueError(f"an architecture string must be a str, got {type(text).__name__} {text!r}")
+        raise ValueError(f"an architecture string must be a str, got {type(text).__name__} {quoted(text)}")
 
     def fail(problem: str) -> ValueError:
         return ValueError(
-            f"bad NAS-Bench-201 architecture string {text!r}: {problem}; expected the form "
+            f"bad NAS-Bench-201 architecture string {quoted(text)}: {problem}; expected the form "
             f"{STRING_FORM} with op one of {_OPS_HINT}"
         )
 
@@ -244,19 +246,19 @@ def _parse_string(text) -> tuple[str, ...]:
     by_edge = {}
     for target, group in enumerate(groups, start=1):
         if len(group) < 2 or not group.startswith("|") or not group.endswith("|"):
-            raise fail(f"the group of node {target}, {group!r}, must start and end with '|'")
+            raise fail(f"the group of node {target}, {quoted(group)}, must start and end with '|'")
         tokens = group[1:-1].split("|")
         if len(tokens) != target:
-            raise fail(f"the group of node {target}, {group!r}, has {len(tokens)} edges, expected {target}")
+            raise fail(f"the group of node {target}, {quoted(group)}, has {len(tokens)} edges, expected {target}")
         for source, token in enumerate(tokens):
             op, tilde, node = token.partition("~")
             if not tilde:
-                raise fail(f"token {token!r} has no '~' between the operation and its source node")
+                raise fail(f"token {quoted(token)} has no '~' between the operation and its source node")
             if op not in OPERATIONS:
-                raise fail(f"unknown operation {op!r} in token {token!r}")
+                raise fail(f"unknown operation {quoted(op)} in token {quoted(token)}")
             if node != str(source):
                 raise fail(
-                    f"token {token!r} names source node {node!r}, but token {source + 1} of node "
+                    f"token {quoted(token)} names source node {quoted(node)}, but token {source + 1} of node "
                     f"{target}'s group must come from node {source}"
                 )
             by_edge[(source, target)] = op
@@ -268,25 +270,29 @@ def _parse_nni(sample, label) -> tuple[str, ...]:
     expected_keys = [f"{prefix}{source}_{target}" for source, target in EDGES]
     expected_text = ", ".join(f"{key!r}: op" for key in expected_keys)
     if not isinstance(sample, Mapping):
-        raise ValueError(f"an NNI sample must be a dict {{{expected_text}}}; got {type(sample).__name__} {sample!r}")
+        raise ValueError(
+            f"an NNI sample must be a dict {{{expected_text}}}; got {type(sample).__name__} {quoted(sample)}"
+        )
     own = [key for key in sample if not prefix or (isinstance(key, str) and key.startswith(prefix))]
     for key in own:
         if key not in expected_keys:
             raise ValueError(
                 f"unexpected key {key!r} in NNI sample; expected exactly the keys {', '.join(expected_keys)} "
-                f"(choice label {label!r})"
+                f"(choice label {quoted(label)})"
             )
     missing = [key for key in expected_keys if key not in sample]
     if missing:
         raise ValueError(
             f"NNI sample lacks the key(s) {', '.join(map(repr, missing))}; expected {{{expected_text}}} "
-            f"(choice label {label!r}; pass the label your space gives the cell choices, or None for bare keys)"
+            f"(choice label {quoted(label)}; pass the label your space gives the cell choices, or None for bare keys)"
         )
     ops = []
     for key in expected_keys:
         value = sample[key]
         if not isinstance(value, str) or value not in _FROM_NNI:
-            raise ValueError(f"unknown NNI operation {value!r} for key {key!r}; expected one of {_NNI_HINT}")
+            raise ValueError(
+                f"unknown NNI operation {quoted(value)} for key {quoted(key)}; expected one of {_NNI_HINT}"
+            )
         ops.append(_FROM_NNI[value])
     return tuple(ops)
 
@@ -299,9 +305,13 @@ def _parse_naslib(op_indices) -> tuple[str, ...]:
             )
         op_indices = op_indices.tolist()
     if not isinstance(op_indices, (tuple, list)):
-        raise ValueError(f"NASLib op indices must be {_NASLIB_FORM}; got {type(op_indices).__name__} {op_indices!r}")
+        raise ValueError(
+            f"NASLib op indices must be {_NASLIB_FORM}; got {type(op_indices).__name__} {quoted(op_indices)}"
+        )
     if len(op_indices) != len(NASLIB_EDGES):
-        raise ValueError(f"NASLib op indices {op_indices!r} have {len(op_indices)} entries; expected {_NASLIB_FORM}")
+        raise ValueError(
+            f"NASLib op indices {quoted(op_indices)} have {len(op_indices)} entries; expected {_NASLIB_FORM}"
+        )
     by_edge = {}
     for position, (edge, value) in enumerate(zip(NASLIB_EDGES, op_indices)):
         code = _as_int(value, f"NASLib op index at position {position}", _NASLIB_FORM)
@@ -314,7 +324,7 @@ def _parse_naslib(op_indices) -> tuple[str, ...]:
 def _as_int(value, what: str, expected: str) -> int:
     """``value`` as a Python int; bools, floats and strings are refused."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{what} must be an int, got {type(value).__name__} {value!r}; expected {expected}")
+        raise ValueError(f"{what} must be an int, got {type(value).__name__} {quoted(value)}; expected {expected}")
     return operator.index(value)
 
 
@@ -322,7 +332,7 @@ def _nni_prefix(label) -> str:
     if label is None:
         return ""
     if not isinstance(label, str) or not label:
-        raise ValueError(f"an NNI choice label must be a non-empty str or None, got {label!r}")
+        raise ValueError(f"an NNI choice label must be a non-empty str or None, got {quoted(label)}")
     return f"{label}/"
 
 

@@ -7,25 +7,33 @@ percent, NaN where the source has no value for a cell).
 * :class:`CsvTable`: the shared table ``nb201_accuracies.csv.gz`` or any CSV with its
   ``index`` column and some of its accuracy columns.
 * :class:`NasBench201File`: an official ``NAS-Bench-201-v1_*.pth`` through the
-  ``nas_201_api`` package (``pip install nas-bench-201``), imported only when used.
+  ``nas_201_api`` package (``pip install nas-bench-201``), imported only when used; the
+  file is read with ``torch.load(weights_only=True)``.
 * :class:`NatsBenchArchive`: a NATS-Bench topology file ``NATS-tss-v1_0-3ffb9.pickle.pbz2``
   or its fast-mode folder ``NATS-tss-v1_0-3ffb9-simple`` through ``nats_bench``
-  (``pip install nats_bench``), imported only when used.
+  (``pip install nats_bench``), imported only when used; its pickles are read with the
+  restricted unpickler of :mod:`metantk_plugin.data.safe_pickle`.
+
+Benchmark files are untrusted input: none of them can run code while it is read.
 * :class:`NniDatabase`: NNI's converted NAS-Bench-201 SQLite file (``nasbench201-*.db``),
   read with the standard library's ``sqlite3`` in read-only mode.
 """
 
 from __future__ import annotations
 
+import bz2
 import json
 import pickle
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
+from metantk_plugin.data.safe_pickle import UnsafePickleError, safe_load
 from metantk_plugin.spaces.nasbench201.accuracy_metrics import Metric, all_metrics
 from metantk_plugin.spaces.nasbench201.codec import NUM_ARCHITECTURES, NB201Arch, all_architectures
 
@@ -127,13 +135,20 @@ class NasBench201File:
                 "(pip install nas-bench-201), which provides nas_201_api"
             ) from error
         self.path = _existing(path, "NAS-Bench-201 .pth file")
-        try:
-            self._api = NASBench201API(str(self.path), verbose=False)
+        try:  # loaded here, weights-only, so that no setting or environment variable can make it run code
+            content = torch.load(self.path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
+            unsupported = [line.strip() for line in str(error).splitlines() if "Unsupported global" in line]
             raise ValueError(
-                f"torch.load refused {self.path} in its safe weights-only mode ({error}); if you trust "
-                "the file, set the environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 and retry"
-            ) from error
+                f"refusing to load {self.path}: it holds objects other than tensors and plain containers, which "
+                f"could run code while loading ({'; '.join(unsupported[:1]) or 'torch.load with weights_only=True'})"
+            ) from None
+        except (OSError, EOFError, RuntimeError) as error:
+            raise ValueError(f"{self.path} is not a NAS-Bench-201 benchmark file: {error}") from None
+        if not isinstance(content, dict):
+            raise ValueError(f"{self.path} is not a NAS-Bench-201 benchmark file: it holds a {type(content).__name__}")
+        try:
+            self._api = NASBench201API(content, verbose=False)
         except (AssertionError, KeyError, TypeError, RuntimeError) as error:
             raise ValueError(f"{self.path} is not a NAS-Bench-201 benchmark file: {error}") from error
         _check_meta_archs(self._api.meta_archs, self.path)
@@ -163,14 +178,42 @@ class NatsBenchArchive:
             )
         fast_mode = self.path.is_dir()
         try:
-            self._api = nats_bench.create(str(self.path), "tss", fast_mode=fast_mode, verbose=False)
+            with _restricted_nats_unpickling():
+                self._api = nats_bench.create(str(self.path), "tss", fast_mode=fast_mode, verbose=False)
+        except UnsafePickleError:
+            raise
         except (OSError, EOFError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as error:
             raise ValueError(f"{self.path} is not a NATS-Bench topology benchmark: {error}") from error
         _check_meta_archs(self._api.meta_archs, self.path)
         self.description = f"NATS-Bench topology {'folder' if fast_mode else 'file'} {self.path} (nats_bench)"
 
     def values(self, metric: Metric, indices: np.ndarray) -> np.ndarray:
-        return _api_values(self._api, metric, indices)
+        with _restricted_nats_unpickling():  # fast mode reads each architecture's file when first asked
+            return _api_values(self._api, metric, indices)
+
+
+def _safe_pbz2_load(file_path, ext: str = ".pbz2"):
+    """``nats_bench.pickle_load`` (a bz2-compressed pickle, ``ext`` added when the path is
+    not a file) through the restricted unpickler."""
+    path = Path(file_path)
+    if not path.is_file():
+        path = Path(f"{file_path}{ext}")
+    with bz2.open(path, "rb") as handle:
+        return safe_load(handle, source=str(path))
+
+
+@contextmanager
+def _restricted_nats_unpickling() -> Iterator[None]:
+    """Make ``nats_bench`` read its pickles with :func:`_safe_pbz2_load` (it calls its own
+    ``pickle_load``, a plain ``pickle.load``, from these two modules)."""
+    from nats_bench import api_topology, api_utils
+
+    saved = api_utils.pickle_load, api_topology.pickle_load
+    api_utils.pickle_load = api_topology.pickle_load = _safe_pbz2_load
+    try:
+        yield
+    finally:
+        api_utils.pickle_load, api_topology.pickle_load = saved
 
 
 class NniDatabase:
@@ -241,6 +284,8 @@ def _api_values(api, metric: Metric, indices: np.ndarray) -> np.ndarray:
     for position, index in enumerate(indices):
         try:
             info = api.get_more_info(int(index), run, hp=str(metric.epochs), is_random=False)
+        except UnsafePickleError:
+            raise
         except (KeyError, ValueError, AssertionError):  # how both APIs report a missing run or file
             continue
         value = info.get(key)

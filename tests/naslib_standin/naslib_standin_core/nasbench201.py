@@ -132,8 +132,16 @@ class Cell(nn.Module):
     def forward(self, x, edge_data=None):
         nodes = {1: x}
         for j in (2, 3, 4):
-            nodes[j] = sum(self.edge_ops[(i, j)](nodes[i], None) for i in range(1, j))
+            nodes[j] = sum(_chosen(self.edge_ops[(i, j)])(nodes[i], None) for i in range(1, j))
         return nodes[4]
+
+
+def _chosen(op):
+    """An edge's operation; before ``set_spec`` the edge still holds the list of candidates,
+    which NASLib's graph refuses with this ValueError."""
+    if not isinstance(op, nn.Module):
+        raise ValueError(f"Unknown class as op: {op}. Expected either Graph or AbstactPrimitive")
+    return op
 
 
 class NasBench201SearchSpace(nn.Module):

@@ -1,4 +1,5 @@
-"""NASLib's ``Predictor`` base class (``naslib/predictors/predictor.py``, Develop)."""
+"""NASLib's ``Predictor`` base classes (``naslib/predictors/predictor.py``): Develop's, and the
+zerocost branch's smaller one."""
 
 from __future__ import annotations
 
@@ -49,3 +50,23 @@ class Predictor:
         if hasattr(self, "hpo_wrapper"):
             return self.hpo_wrapper
         return None
+
+
+class ZerocostBranchPredictor:
+    """``Predictor`` of the zerocost branch: only ``set_ss_type``, ``pre_process``, ``fit``
+    and ``query`` (no ``get_data_reqs``, no hyperparameter methods, no ``encoding_type``)."""
+
+    def __init__(self, ss_type=None):
+        self.ss_type = ss_type
+
+    def set_ss_type(self, ss_type):
+        self.ss_type = ss_type
+
+    def pre_process(self):
+        """Called at the start of a NAS run, before any architecture is queried."""
+
+    def fit(self, xtrain, ytrain):
+        """Train on a list of architectures and their accuracies."""
+
+    def query(self, graph, dataloader):
+        """The score of one model."""

@@ -1,0 +1,139 @@
+"""How every ``metantk`` command runs: ordinary failures and Ctrl-C become one line on
+stderr and an exit status, and outputs are checked before the work and written whole.
+
+A command's ``run(args) -> int`` is wrapped by :func:`command`:
+
+* bad input the user can fix (``ValueError`` and its subclasses, a missing or unwritable
+  file, a missing optional package) prints ``metantk CMD: error: MESSAGE`` and exits 2;
+* running out of memory (``MemoryError``, or torch's allocator refusing a tensor) prints
+  one line naming the sizes to lower and exits 1;
+* Ctrl-C prints ``metantk CMD: interrupted; ...`` (what was kept) and exits 130.
+
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_OUT_OF_MEMORY",
+    "EXIT_USAGE",
+    "check_writable",
+    "command",
+    "one_line",
+    "refuse_overwrite",
+    "write_atomic",
+]
+
+EXIT_USAGE = 2
+EXIT_OUT_OF_MEMORY = 1
+EXIT_INTERRUPTED = 130
+
+_USAGE_ERRORS = (ValueError, OSError, ImportError)
+_ALLOCATOR_MESSAGES = ("can't allocate memory", "out of memory", "not enough memory", "invalid buffer size")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def command(name: str, *, interrupted: Callable[[argparse.Namespace], str] | str = "nothing was saved"):
+    """Decorator for the handler of ``metantk name``; ``interrupted`` says (or computes from
+    the arguments) what Ctrl-C leaves behind."""
+
+    def decorator(run: Handler) -> Handler:
+        @functools.wraps(run)
+        def wrapped(args: argparse.Namespace) -> int:
+            try:
+                return int(run(args) or 0)
+            except KeyboardInterrupt:
+                kept = interrupted(args) if callable(interrupted) else interrupted
+                print(f"metantk {name}: interrupted; {kept}", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            except MemoryError as error:
+                _print_out_of_memory(name, error)
+                return EXIT_OUT_OF_MEMORY
+            except RuntimeError as error:
+                if not any(m in str(error) for m in _ALLOCATOR_MESSAGES):
+                    raise
+                _print_out_of_memory(name, error)
+                return EXIT_OUT_OF_MEMORY
+            except _USAGE_ERRORS as error:
+                print(f"metantk {name}: error: {_describe(error)}", file=sys.stderr)
+                return EXIT_USAGE
+
+        return wrapped
+
+    return decorator
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """``text`` on one line (line breaks become '; '), at most ``limit`` characters."""
+    flat = "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return one_line(f"{error.filename}: {error.strerror}")
+    return one_line(str(error) or type(error).__name__)
+
+
+def _print_out_of_memory(name: str, error: BaseException) -> None:
+    print(f"metantk {name}: error: out of memory ({one_line(str(error), 200) or 'MemoryError'}); "
+          "lower the sizes asked for (tasks, ways, shots, queries, image size, channels, cells)", file=sys.stderr)
+
+
+def refuse_overwrite(path: str | os.PathLike | None, *, force: bool, option: str) -> None:
+    """FileExistsError when ``path`` exists and ``force`` is not set (``option`` names the flag)."""
+    if path is not None and Path(path).exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to replace what already exists there, or choose "
+                              f"another {option}")
+
+
+def check_writable(path: str | os.PathLike | None, *, option: str, folder: bool = False) -> None:
+    """Raise a clear OSError now, before any work, when ``path`` (a file, whose folder must
+    exist, or a folder, created later with its parents, when ``folder``) cannot be written:
+    by creating and removing a temporary file in the folder that would hold it, so
+    permissions, read-only disks and a file where a folder should be are all caught."""
+    if path is None:
+        return
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a folder; give a file name")
+    if folder and path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path} is a file, not a folder")
+    existing = path if folder and path.is_dir() else path.parent
+    while folder and not existing.exists():  # a folder is created with its parents; a file is not
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise NotADirectoryError(f"{option} {path} cannot be created: {existing} is a file, not a folder")
+    if not existing.exists():
+        raise FileNotFoundError(f"{option} {path} cannot be created: the folder {existing} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".metantk-write-check-"):
+            pass
+    except OSError as error:
+        raise PermissionError(f"{option} {path} cannot be written ({error.strerror or error})") from None
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file renamed over it, so the file is
+    either the old one or the whole new one; creates missing parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

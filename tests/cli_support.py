@@ -1,0 +1,64 @@
+"""Run ``metantk`` in a child process, as a user does: to see exactly what it prints, and to
+press Ctrl-C (a real SIGINT) once it is working."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+_READY = "metantk-test: imported"
+_LAUNCH = (  # the parser imports every command's modules: print the marker once that is done
+    "import sys; from metantk_plugin.cli import build_parser, main; build_parser(); "
+    f"print({_READY!r}, file=sys.stderr, flush=True); sys.exit(main(sys.argv[1:]))"
+)
+
+
+def run_metantk(args: list[str], *, cwd: Path, timeout: float = 600.0) -> subprocess.CompletedProcess:
+    """``metantk ARGS`` to its end; stdout and stderr as text."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", _LAUNCH, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def interrupt_metantk(args: list[str], *, cwd: Path, wait_for: str | None = None, delay: float = 1.0,
+                      timeout: float = 240.0) -> tuple[int, str]:
+    """Start ``metantk ARGS``; once its stderr shows ``wait_for`` (or ``delay`` seconds after
+    it imported), send SIGINT; return its exit status and the stderr it wrote."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    lines: list[str] = []
+    reader = threading.Thread(target=_read_chunks, args=(proc.stderr, lines), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    target = wait_for or _READY
+    while target not in "".join(lines):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"metantk {args[0]} ended or hung before {target!r}: {''.join(lines)[-2000:]}")
+        time.sleep(0.05)
+    if wait_for is None:
+        time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    try:
+        status = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"metantk {args[0]} did not stop on Ctrl-C: {''.join(lines)[-2000:]}") from None
+    finally:
+        proc.kill()
+    reader.join(timeout=10)
+    return status, "".join(lines)
+
+
+def _read_chunks(stream, lines: list[str]) -> None:
+    """Collect ``stream`` as it comes (progress bars end lines with '\\r', not '\\n')."""
+    while True:
+        chunk = os.read(stream.fileno(), 4096)
+        if not chunk:
+            return
+        lines.append(chunk.decode(errors="replace"))
