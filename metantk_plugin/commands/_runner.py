@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import sys
 import tempfile
@@ -29,6 +30,7 @@ __all__ = [
     "check_writable",
     "command",
     "one_line",
+    "print_run_summary",
     "refuse_overwrite",
     "write_atomic",
 ]
@@ -137,3 +139,16 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def print_run_summary(summary, columns, *, as_json: bool, done: str, extra: dict | None = None) -> None:
+    """Report a :class:`~metantk_plugin.bench.store.RunSummary`: a JSON object, or one line
+    saying how many architectures were ``done`` (e.g. 'scored') now and before."""
+    if as_json:
+        info = {"out": str(summary.path), "requested": summary.requested, "already_done": summary.already_done,
+                done.split()[0]: summary.scored, "seconds": round(summary.seconds, 3), "columns": list(columns),
+                **(extra or {})}
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{summary.path}: {summary.requested} architectures requested, {summary.already_done} already {done}, "
+              f"{summary.scored} {done} now in {summary.seconds:.1f} s")

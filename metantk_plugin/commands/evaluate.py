@@ -9,7 +9,7 @@ import sys
 
 from metantk_plugin.bench.architectures import ARCH_SPACES
 from metantk_plugin.bench.executors import EXECUTORS
-from metantk_plugin.commands._runner import check_writable, command
+from metantk_plugin.commands._runner import check_writable, command, print_run_summary
 
 _DESCRIPTION = """\
 Validate an architecture by training it for few-shot learning and testing it on
@@ -154,13 +154,7 @@ def _run_table(args: argparse.Namespace) -> int:
     archs = select_architectures(args.space, args.archs)
     summary = evaluate_architectures(settings, archs, args.out, executor=args.executor, workers=args.workers,
                                      progress=not args.quiet, replace=args.force)
-    info = {"out": str(summary.path), "requested": summary.requested, "already_done": summary.already_done,
-            "trained": summary.scored, "seconds": round(summary.seconds, 3), "columns": list(settings.columns)}
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(f"{summary.path}: {summary.requested} architectures requested, {summary.already_done} already "
-              f"done, {summary.scored} trained and tested now in {summary.seconds:.1f} s")
+    print_run_summary(summary, settings.columns, as_json=args.json, done="trained and tested")
     return 0
 
 

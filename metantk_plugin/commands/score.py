@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from metantk_plugin.bench.architectures import select_architectures
@@ -18,7 +17,7 @@ from metantk_plugin.bench.settings import (
     parse_proxy_options,
 )
 from metantk_plugin.bench.store import export_csv
-from metantk_plugin.commands._runner import check_writable, command, refuse_overwrite
+from metantk_plugin.commands._runner import check_writable, command, print_run_summary, refuse_overwrite
 from metantk_plugin.data.sources import parse_data_spec
 from metantk_plugin.memory import check_fits, kernel_run_bytes
 from metantk_plugin.proxies import available_proxies
@@ -148,13 +147,6 @@ def run_command(args: argparse.Namespace) -> int:
                                   chunk_size=args.chunk, progress=not args.quiet, replace=args.force)
     if args.csv:
         export_csv(args.out, args.csv, overwrite=args.force)
-    info = {"out": str(summary.path), "requested": summary.requested, "already_done": summary.already_done,
-            "scored": summary.scored, "seconds": round(summary.seconds, 3), "columns": list(settings.columns)}
-    if args.csv:
-        info["csv"] = args.csv
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(f"{summary.path}: {summary.requested} architectures requested, {summary.already_done} already "
-              f"scored, {summary.scored} scored now in {summary.seconds:.1f} s")
+    print_run_summary(summary, settings.columns, as_json=args.json, done="scored",
+                      extra={"csv": args.csv} if args.csv else None)
     return 0
