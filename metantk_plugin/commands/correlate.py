@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 from metantk_plugin.bench.plotting import plot_rank_scatter
 from metantk_plugin.bench.report import correlate_score_file, format_table, parse_datasets
-from metantk_plugin.commands._runner import check_writable, command
+from metantk_plugin.commands._runner import check_writable, command, refuse_overwrite
 from metantk_plugin.spaces.nasbench201 import EPOCHS, SPLITS
 from metantk_plugin.spaces.nasbench201.ground_truth import CSV_ENV_VAR
 
@@ -64,21 +62,16 @@ def add_parser(subparsers) -> None:
 
 @command("correlate", interrupted="nothing was written")
 def run_command(args: argparse.Namespace) -> int:
-    try:
-        if args.plot and Path(args.plot).exists() and not args.force:
-            raise ValueError(f"{args.plot} exists; pass --force to replace it or choose another --plot")
-        check_writable(args.plot, option="--plot")
-        proxies = [t.strip() for t in args.proxies.split(",") if t.strip()] if args.proxies else None
-        report = correlate_score_file(
-            args.scores, truth=args.truth, datasets=parse_datasets(args.dataset) if args.dataset else None,
-            split=args.metric,
-            epochs=args.epochs, proxies=proxies, n_bootstrap=args.bootstrap, top_fraction=args.top, seed=args.seed,
-        )
-        if args.plot:
-            plot_rank_scatter(report.scores, report.accuracies, report.directions, report.results, args.plot)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"metantk correlate: error: {exc}", file=sys.stderr)
-        return 2
+    refuse_overwrite(args.plot, force=args.force, option="--plot")
+    check_writable(args.plot, option="--plot")
+    proxies = [t.strip() for t in args.proxies.split(",") if t.strip()] if args.proxies else None
+    report = correlate_score_file(
+        args.scores, truth=args.truth, datasets=parse_datasets(args.dataset) if args.dataset else None,
+        split=args.metric, epochs=args.epochs, proxies=proxies, n_bootstrap=args.bootstrap, top_fraction=args.top,
+        seed=args.seed,
+    )
+    if args.plot:
+        plot_rank_scatter(report.scores, report.accuracies, report.directions, report.results, args.plot)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
