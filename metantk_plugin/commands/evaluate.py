@@ -34,8 +34,8 @@ uninterrupted run) or, when finished, prints the stored result; files made with 
 settings are never replaced without --force.
 
 many architectures, one row each (few-shot ground truth for a search space):
-  metantk evaluate --space nb201 --archs sample:300 --data omniglot:../shared/data/fewshot/omniglot \
-      --protocol rfs --shots 1,5 --meta-iterations 300 --channels 8 --cells 1 \
+  metantk evaluate --space nb201 --archs sample:300 --data omniglot:../shared/data/fewshot/omniglot \\
+      --protocol rfs --shots 1,5 --meta-iterations 200 --channels 8 --cells 1 \\
       --executor processes --workers 2 --out table.h5
   metantk evaluate --space darts-fewshot --archs presets --data omniglot:PATH --protocol rfs --out darts.h5
   metantk correlate scores.h5 --truth table.h5 --dataset all    # every proxy vs few-shot accuracy
