@@ -106,6 +106,10 @@ def test_nb201_cell_and_search_result_as_network(tmp_path, omniglot, search_json
     small[small.index("--cells") + 1] = "2"
     assert main(["evaluate", "--network", str(darts), "--data", omniglot, *small, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["network"] == str(darts)
+    plain = tmp_path / "genotype.json"  # a genotype in JSON is a genotype file, not a search result
+    plain.write_text(resolve_genotype("metantk-nas/mini-5cell-1")[0].to_json())
+    assert main(["evaluate", "--network", str(plain), "--data", omniglot, *small, "--json"]) == 0
+    capsys.readouterr()
     darts.write_text(json.dumps({"space": "darts-fewshot"}))
     assert main(["evaluate", "--network", str(darts), "--data", omniglot, *small]) == 2
     one_line_error(capsys, "is not a search.json written by 'metantk search'")

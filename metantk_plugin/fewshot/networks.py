@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 from torch import nn
@@ -40,11 +41,11 @@ def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: 
     if spec.startswith("module:"):
         return _from_factory(spec, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
     path = Path(spec).expanduser()
-    if path.suffix == ".json" and path.is_file():
+    genotype_file = path if path.is_file() else None
+    if genotype_file is not None and _is_search_result(path):
         from metantk_plugin.bench.architectures import read_search_result
 
-        spec = read_search_result(path)
-        path = Path()
+        spec, genotype_file = read_search_result(path), None  # the search result names the architecture
     if spec.startswith(("|", "nb201:")):
         from metantk_plugin.spaces.nasbench201 import build_network as build_nb201
 
@@ -55,7 +56,7 @@ def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: 
             raise ValueError(f"network {quoted(spec)}: expected nb201:INDEX with an integer index") from None
         return build_nb201(arch, C=channels or 16, N=cells or 5, num_classes=num_classes, norm="batch",
                            in_channels=in_channels)
-    genotype = read_text_file(path, what="genotype file").strip() if path.is_file() else spec
+    genotype = read_text_file(genotype_file, what="genotype file").strip() if genotype_file else spec
     try:
         darts = importlib.import_module("metantk_plugin.spaces.darts_fewshot")
     except ImportError as error:
@@ -65,10 +66,21 @@ def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: 
         network = darts.build_eval_network(genotype, num_classes=num_classes, input_size=input_size,
                                            input_channels=in_channels, C=channels or 48, cells=cells)
     except (ValueError, KeyError) as error:
-        what = f"genotype file {path}" if path.is_file() else "genotype preset"
+        what = f"genotype file {genotype_file}" if genotype_file else "genotype preset"
         raise ValueError(f"network {quoted(spec)}: not 'conv4', not 'module:package.module:factory', and not a valid "
                          f"{what} ({error})") from None
     return _checked(network, spec)
+
+
+def _is_search_result(path: Path) -> bool:
+    """Whether ``path`` is a ``search.json`` of ``metantk search`` (a JSON object with a
+    ``space``), rather than a genotype file (which may be JSON too)."""
+    if path.suffix != ".json":
+        return False
+    try:
+        return "space" in json.loads(read_text_file(path, what="network file"))
+    except (ValueError, TypeError):
+        return False
 
 
 def _from_factory(spec: str, **kwargs: int) -> nn.Module:
