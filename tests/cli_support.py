@@ -4,6 +4,7 @@ press Ctrl-C (a real SIGINT) once it is working."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,8 +28,9 @@ def run_metantk(args: list[str], *, cwd: Path, timeout: float = 600.0) -> subpro
 
 def interrupt_metantk(args: list[str], *, cwd: Path, wait_for: str | None = None, delay: float = 1.0,
                       timeout: float = 240.0) -> tuple[int, str]:
-    """Start ``metantk ARGS``; once its stderr shows ``wait_for`` (or ``delay`` seconds after
-    it imported), send SIGINT; return its exit status and the stderr it wrote."""
+    """Start ``metantk ARGS``; once its stderr matches the regular expression ``wait_for`` (or
+    ``delay`` seconds after it imported), send SIGINT; return its exit status and the stderr it
+    wrote."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -36,11 +38,11 @@ def interrupt_metantk(args: list[str], *, cwd: Path, wait_for: str | None = None
     reader = threading.Thread(target=_read_chunks, args=(proc.stderr, lines), daemon=True)
     reader.start()
     deadline = time.monotonic() + timeout
-    target = wait_for or _READY
-    while target not in "".join(lines):
+    target = re.compile(wait_for or re.escape(_READY))
+    while not target.search("".join(lines)):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError(f"metantk {args[0]} ended or hung before {target!r}: {''.join(lines)[-2000:]}")
+            raise AssertionError(f"metantk {args[0]} ended or hung before {target.pattern!r}: {''.join(lines)[-2000:]}")
         time.sleep(0.05)
     if wait_for is None:
         time.sleep(delay)
