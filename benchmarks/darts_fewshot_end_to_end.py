@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from metantk_plugin import __version__
-from metantk_plugin.bench.architectures import canonical_architecture, read_search_result, select_architectures
 from metantk_plugin.fewshot.evaluation import confidence_interval
 from metantk_plugin.fewshot.pipeline import EvaluationSettings
 from metantk_plugin.fewshot.table import FewShotTableSettings, evaluate_architectures, read_fewshot_table
+from metantk_plugin.scoring.architectures import canonical_architecture, read_search_result, select_architectures
 from metantk_plugin.spaces.darts_fewshot import available_presets
 
 REPO = Path(__file__).resolve().parents[1]

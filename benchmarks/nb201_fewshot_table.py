@@ -31,12 +31,12 @@ import pandas as pd
 import torch
 
 from metantk_plugin import __version__
-from metantk_plugin.bench.architectures import select_architectures
-from metantk_plugin.bench.correlation import correlate, oriented, spearman, spearman_difference
-from metantk_plugin.bench.plotting import plot_rank_scatter
-from metantk_plugin.bench.report import fewshot_targets, format_table, proxy_directions
 from metantk_plugin.fewshot.pipeline import EvaluationSettings
 from metantk_plugin.fewshot.table import FewShotTableSettings, evaluate_architectures, read_fewshot_table
+from metantk_plugin.scoring.architectures import select_architectures
+from metantk_plugin.scoring.correlation import correlate, oriented, spearman, spearman_difference
+from metantk_plugin.scoring.plotting import plot_rank_scatter
+from metantk_plugin.scoring.report import fewshot_targets, format_table, proxy_directions
 from metantk_plugin.spaces.nasbench201 import GroundTruth
 
 REPO = Path(__file__).resolve().parents[1]

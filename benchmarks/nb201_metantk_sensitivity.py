@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from metantk_plugin import __version__
-from metantk_plugin.bench.architectures import select_architectures
-from metantk_plugin.bench.report import correlate_score_file
-from metantk_plugin.bench.scoring import score_architectures
-from metantk_plugin.bench.settings import ScoreSettings, parse_option_value
-from metantk_plugin.bench.store import read_scores
+from metantk_plugin.scoring.architectures import select_architectures
+from metantk_plugin.scoring.report import correlate_score_file
+from metantk_plugin.scoring.run import score_architectures
+from metantk_plugin.scoring.settings import ScoreSettings, parse_option_value
+from metantk_plugin.scoring.store import read_scores
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -27,14 +27,14 @@ import numpy as np
 import torch
 
 from metantk_plugin import __version__
-from metantk_plugin.bench.architectures import select_architectures
-from metantk_plugin.bench.correlation import oriented, spearman, spearman_difference
-from metantk_plugin.bench.report import correlate_score_file, format_table
-from metantk_plugin.bench.scoring import score_architectures
-from metantk_plugin.bench.settings import ScoreSettings
-from metantk_plugin.bench.store import export_csv, read_scores
 from metantk_plugin.proxies import available_proxies
 from metantk_plugin.proxies.population import POPULATION_PROXIES
+from metantk_plugin.scoring.architectures import select_architectures
+from metantk_plugin.scoring.correlation import oriented, spearman, spearman_difference
+from metantk_plugin.scoring.report import correlate_score_file, format_table
+from metantk_plugin.scoring.run import score_architectures
+from metantk_plugin.scoring.settings import ScoreSettings
+from metantk_plugin.scoring.store import export_csv, read_scores
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

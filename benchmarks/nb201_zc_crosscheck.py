@@ -34,9 +34,9 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from metantk_plugin import __version__
-from metantk_plugin.bench.scoring import score_architectures
-from metantk_plugin.bench.settings import ScoreSettings
-from metantk_plugin.bench.store import read_scores
+from metantk_plugin.scoring.run import score_architectures
+from metantk_plugin.scoring.settings import ScoreSettings
+from metantk_plugin.scoring.store import read_scores
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

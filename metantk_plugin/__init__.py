@@ -7,7 +7,7 @@ __all__ = ["__version__", "read_scores"]
 def __getattr__(name):
     # lazy, so that importing the package does not pull in h5py and pandas
     if name == "read_scores":
-        from metantk_plugin.bench.store import read_scores
+        from metantk_plugin.scoring.store import read_scores
 
         return read_scores
     raise AttributeError(f"module 'metantk_plugin' has no attribute {name!r}")

@@ -8,9 +8,9 @@ import json
 import pytest
 from cli_support import interrupt_metantk, run_metantk
 
-from metantk_plugin.bench.store import read_scores
 from metantk_plugin.cli import main
 from metantk_plugin.commands import search as search_command
+from metantk_plugin.scoring.store import read_scores
 
 SMALL_SEARCH = ["search", "--space", "nb201", "--data", "synthetic", "--channels", "4", "--image-size", "8",
                 "--tasks", "1", "--ways", "2", "--region-samples", "20", "--prune-number", "4", "--json"]

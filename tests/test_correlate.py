@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau, spearmanr
 
-from metantk_plugin.bench.correlation import correlate, oriented, spearman, top_precision
-from metantk_plugin.bench.store import ScoreRow, ScoreStore
 from metantk_plugin.cli import main
+from metantk_plugin.scoring.correlation import correlate, oriented, spearman, top_precision
+from metantk_plugin.scoring.store import ScoreRow, ScoreStore
 from metantk_plugin.spaces.nasbench201 import GroundTruth, all_architectures
 
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from metantk_plugin.bench.executors import LocalExecutor, ProcessExecutor, RayExecutor, make_executor
-from metantk_plugin.bench.scoring import ArchitectureScorer, sample_tasks
-from metantk_plugin.bench.settings import ScoreSettings
+from metantk_plugin.scoring.executors import LocalExecutor, ProcessExecutor, RayExecutor, make_executor
+from metantk_plugin.scoring.run import ArchitectureScorer, sample_tasks
+from metantk_plugin.scoring.settings import ScoreSettings
 
 ARCHS = [
     "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|",
@@ -71,7 +71,7 @@ def test_ray_matches_local_exactly():
 
 _SLOW_POOL = """
 import time
-from metantk_plugin.bench.executors import ProcessExecutor
+from metantk_plugin.scoring.executors import ProcessExecutor
 with ProcessExecutor(2) as pool:
     for _ in pool.map(time.sleep, [60] * 4):
         pass

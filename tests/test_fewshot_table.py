@@ -17,8 +17,6 @@ import pandas as pd
 import pytest
 import torch
 
-from metantk_plugin.bench.architectures import select_architectures
-from metantk_plugin.bench.store import ScoreFileError, read_settings
 from metantk_plugin.fewshot.evaluation import evaluate_episodes
 from metantk_plugin.fewshot.maml import MetaConfig, MetaLearner
 from metantk_plugin.fewshot.pipeline import EvaluationSettings
@@ -28,6 +26,8 @@ from metantk_plugin.fewshot.table import (
     evaluate_architectures,
     read_fewshot_table,
 )
+from metantk_plugin.scoring.architectures import select_architectures
+from metantk_plugin.scoring.store import ScoreFileError, read_settings
 from metantk_plugin.spaces.nasbench201 import build_network
 
 TIMING = ["train_seconds"]
@@ -121,7 +121,7 @@ _RUN = textwrap.dedent("""
     import sys
     import torch
     torch.set_num_threads(1)
-    from metantk_plugin.bench.architectures import select_architectures
+    from metantk_plugin.scoring.architectures import select_architectures
     from metantk_plugin.fewshot.pipeline import EvaluationSettings
     from metantk_plugin.fewshot.table import FewShotTableSettings, evaluate_architectures
     evaluation = EvaluationSettings(network="*", data=sys.argv[2], protocol="rfs", ways=3, shots=1, queries=2,

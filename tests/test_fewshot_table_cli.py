@@ -9,10 +9,10 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from metantk_plugin.bench.architectures import select_architectures
-from metantk_plugin.bench.store import read_scores
 from metantk_plugin.cli import main
 from metantk_plugin.fewshot.table import read_fewshot_table
+from metantk_plugin.scoring.architectures import select_architectures
+from metantk_plugin.scoring.store import read_scores
 from metantk_plugin.spaces.darts_fewshot import resolve_genotype
 
 ARCH = "|none~0|+|none~0|avg_pool_3x3~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"

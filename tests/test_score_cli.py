@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from metantk_plugin.bench.architectures import build_architecture, select_architectures
-from metantk_plugin.bench.settings import ScoreSettings, architecture_seed
-from metantk_plugin.bench.store import read_scores, read_settings
 from metantk_plugin.cli import build_parser, main
+from metantk_plugin.scoring.architectures import build_architecture, select_architectures
+from metantk_plugin.scoring.settings import ScoreSettings, architecture_seed
+from metantk_plugin.scoring.store import read_scores, read_settings
 
 TINY = ["--channels", "2", "--cells", "1", "--image-size", "8", "--tasks", "1", "--ways", "3", "--quiet"]
 

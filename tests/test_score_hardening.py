@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from metantk_plugin.bench.settings import ScoreSettings
-from metantk_plugin.bench.store import ScoreFileError, ScoreRow, ScoreStore, read_scores, read_settings
 from metantk_plugin.cli import main
+from metantk_plugin.scoring.settings import ScoreSettings
+from metantk_plugin.scoring.store import ScoreFileError, ScoreRow, ScoreStore, read_scores, read_settings
 
 TINY = ["--channels", "2", "--cells", "1", "--image-size", "8", "--tasks", "1", "--ways", "3", "--quiet"]
 

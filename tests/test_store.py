@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metantk_plugin.bench.scoring import score_architectures
-from metantk_plugin.bench.settings import ScoreSettings
-from metantk_plugin.bench.store import (
+from metantk_plugin.scoring.run import score_architectures
+from metantk_plugin.scoring.settings import ScoreSettings
+from metantk_plugin.scoring.store import (
     ScoreFileError,
     ScoreRow,
     ScoreStore,
@@ -143,8 +143,8 @@ _RUN = textwrap.dedent(f"""
     import sys
     import torch
     torch.set_num_threads(1)
-    from metantk_plugin.bench.scoring import score_architectures
-    from metantk_plugin.bench.settings import ScoreSettings
+    from metantk_plugin.scoring.run import score_architectures
+    from metantk_plugin.scoring.settings import ScoreSettings
     settings = ScoreSettings(**{_SETTINGS!r})
     score_architectures(settings, list(range(int(sys.argv[2]))), sys.argv[1], chunk_size=1, progress=False)
 """)

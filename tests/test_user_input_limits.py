@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from metantk_plugin.bench.correlation import correlate
-from metantk_plugin.bench.plotting import plot_rank_scatter
 from metantk_plugin.data.errors import DatasetError
 from metantk_plugin.data.omniglot import read_omniglot
 from metantk_plugin.data.sources import task_sampler_from_spec
 from metantk_plugin.fewshot.evaluation import format_accuracy
 from metantk_plugin.fewshot.networks import build_network
+from metantk_plugin.scoring.correlation import correlate
+from metantk_plugin.scoring.plotting import plot_rank_scatter
 from metantk_plugin.spaces.nasbench201 import all_architectures, parse_arch
 from metantk_plugin.user_input import quoted
 

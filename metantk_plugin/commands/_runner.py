@@ -142,7 +142,7 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
 
 
 def print_run_summary(summary, columns, *, as_json: bool, done: str, extra: dict | None = None) -> None:
-    """Report a :class:`~metantk_plugin.bench.store.RunSummary`: a JSON object, or one line
+    """Report a :class:`~metantk_plugin.scoring.store.RunSummary`: a JSON object, or one line
     saying how many architectures were ``done`` (e.g. 'scored') now and before."""
     if as_json:
         info = {"out": str(summary.path), "requested": summary.requested, "already_done": summary.already_done,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from metantk_plugin.bench.plotting import plot_rank_scatter
-from metantk_plugin.bench.report import correlate_score_file, format_table, parse_datasets
 from metantk_plugin.commands._runner import check_writable, command, refuse_overwrite
+from metantk_plugin.scoring.plotting import plot_rank_scatter
+from metantk_plugin.scoring.report import correlate_score_file, format_table, parse_datasets
 from metantk_plugin.spaces.nasbench201 import EPOCHS, SPLITS
 from metantk_plugin.spaces.nasbench201.ground_truth import CSV_ENV_VAR
 

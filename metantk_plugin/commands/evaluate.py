@@ -7,9 +7,9 @@ import argparse
 import json
 import sys
 
-from metantk_plugin.bench.architectures import ARCH_SPACES
-from metantk_plugin.bench.executors import EXECUTORS
 from metantk_plugin.commands._runner import check_writable, command, print_run_summary
+from metantk_plugin.scoring.architectures import ARCH_SPACES
+from metantk_plugin.scoring.executors import EXECUTORS
 
 _DESCRIPTION = """\
 Validate an architecture by training it for few-shot learning and testing it on
@@ -144,8 +144,8 @@ def _evaluation_settings(args: argparse.Namespace, network: str, shots: int):
 
 
 def _run_table(args: argparse.Namespace) -> int:
-    from metantk_plugin.bench.architectures import select_architectures
     from metantk_plugin.fewshot.table import FewShotTableSettings, evaluate_architectures
+    from metantk_plugin.scoring.architectures import select_architectures
 
     if not args.out:
         raise ValueError("--archs needs --out FILE.h5, the table to create or resume")

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from metantk_plugin.bench.architectures import select_architectures
-from metantk_plugin.bench.executors import EXECUTORS
-from metantk_plugin.bench.scoring import score_architectures
-from metantk_plugin.bench.settings import (
+from metantk_plugin.commands._runner import check_writable, command, print_run_summary, refuse_overwrite
+from metantk_plugin.data.sources import parse_data_spec
+from metantk_plugin.memory import check_fits, kernel_run_bytes
+from metantk_plugin.proxies import available_proxies
+from metantk_plugin.proxies.population import POPULATION_PROXIES
+from metantk_plugin.scoring.architectures import select_architectures
+from metantk_plugin.scoring.executors import EXECUTORS
+from metantk_plugin.scoring.run import score_architectures
+from metantk_plugin.scoring.settings import (
     DTYPES,
     KERNEL_PROXIES,
     NETWORK_NORMS,
@@ -16,12 +21,7 @@ from metantk_plugin.bench.settings import (
     ScoreSettings,
     parse_proxy_options,
 )
-from metantk_plugin.bench.store import export_csv
-from metantk_plugin.commands._runner import check_writable, command, print_run_summary, refuse_overwrite
-from metantk_plugin.data.sources import parse_data_spec
-from metantk_plugin.memory import check_fits, kernel_run_bytes
-from metantk_plugin.proxies import available_proxies
-from metantk_plugin.proxies.population import POPULATION_PROXIES
+from metantk_plugin.scoring.store import export_csv
 
 _EPILOG = """\
 examples:

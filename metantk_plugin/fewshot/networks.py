@@ -43,7 +43,7 @@ def build_network(spec: str, *, num_classes: int, input_size: int, in_channels: 
     path = Path(spec).expanduser()
     genotype_file = path if path.is_file() else None
     if genotype_file is not None and _is_search_result(path):
-        from metantk_plugin.bench.architectures import read_search_result
+        from metantk_plugin.scoring.architectures import read_search_result
 
         spec, genotype_file = read_search_result(path), None  # the search result names the architecture
     if spec.startswith(("|", "nb201:")):

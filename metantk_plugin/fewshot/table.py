@@ -1,7 +1,7 @@
 """Few-shot ground truth for many architectures: each one trained and tested with one
 protocol, one row per architecture in a crash-safe, resumable table.
 
-A table is a score file (:mod:`metantk_plugin.bench.store`: same layout, same atomic
+A table is a score file (:mod:`metantk_plugin.scoring.store`: same layout, same atomic
 commits, same refusal of other settings) whose settings say ``"table": "fewshot-accuracy"``
 and whose columns are, for each number of shots ``s`` in the settings,
 
@@ -17,7 +17,7 @@ probe of every test episode on features computed once per image
 (:func:`~metantk_plugin.fewshot.rfs.feature_bank_accuracy`), so several shot settings
 share one training; ``maml``, ``fomaml`` and ``anil`` meta-train once per shot setting.
 Every architecture starts from weights drawn from
-:func:`~metantk_plugin.bench.settings.architecture_seed` and sees the same batches and
+:func:`~metantk_plugin.scoring.settings.architecture_seed` and sees the same batches and
 the same test episodes, so rows are comparable, paired and independent of the executor.
 """
 
@@ -33,10 +33,16 @@ import pandas as pd
 import torch
 
 from metantk_plugin import __version__
-from metantk_plugin.bench.architectures import ARCH_SPACES, build_architecture, canonical_architecture
-from metantk_plugin.bench.executors import make_executor
-from metantk_plugin.bench.settings import architecture_seed
-from metantk_plugin.bench.store import (
+from metantk_plugin.data.sources import parse_data_spec
+from metantk_plugin.fewshot.evaluation import EpisodeResult, evaluate_episodes
+from metantk_plugin.fewshot.maml import MetaLearner
+from metantk_plugin.fewshot.pipeline import EvaluationSettings
+from metantk_plugin.fewshot.rfs import Pretrainer, feature_bank_accuracy
+from metantk_plugin.fewshot.training import meta_train
+from metantk_plugin.scoring.architectures import ARCH_SPACES, build_architecture, canonical_architecture
+from metantk_plugin.scoring.executors import make_executor
+from metantk_plugin.scoring.settings import architecture_seed
+from metantk_plugin.scoring.store import (
     RunSummary,
     ScoreFileError,
     ScoreRow,
@@ -45,12 +51,6 @@ from metantk_plugin.bench.store import (
     read_scores,
     read_settings,
 )
-from metantk_plugin.data.sources import parse_data_spec
-from metantk_plugin.fewshot.evaluation import EpisodeResult, evaluate_episodes
-from metantk_plugin.fewshot.maml import MetaLearner
-from metantk_plugin.fewshot.pipeline import EvaluationSettings
-from metantk_plugin.fewshot.rfs import Pretrainer, feature_bank_accuracy
-from metantk_plugin.fewshot.training import meta_train
 
 __all__ = ["TABLE_KIND", "ArchitectureTrainer", "FewShotTableSettings", "evaluate_architectures", "read_fewshot_table"]
 
@@ -190,7 +190,7 @@ def evaluate_architectures(
     replace: bool = False,
 ) -> RunSummary:
     """Train and test each of ``archs`` into the table ``out``, skipping those already in it
-    (resume), or starting it afresh when ``replace`` (see :func:`~metantk_plugin.bench.store.open_run`).
+    (resume), or starting it afresh when ``replace`` (see :func:`~metantk_plugin.scoring.store.open_run`).
     Rows are committed every ``chunk_size`` architectures or ``commit_seconds``, and when the
     run stops for any reason, so a ``kill -9`` loses at most those in flight."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:

@@ -10,7 +10,7 @@ so the architecture with the best condition number and the most linear regions g
 highest score (2n). Higher is better; it changes when the population changes, so it is
 not a per-network proxy and the registry of :mod:`metantk_plugin.proxies.registry` does
 not hold it. ``metantk score --proxies te_nas`` scores its two inputs and
-:func:`metantk_plugin.bench.store.read_scores` adds the column.
+:func:`metantk_plugin.scoring.store.read_scores` adds the column.
 """
 
 from __future__ import annotations

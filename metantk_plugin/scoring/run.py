@@ -2,7 +2,7 @@
 
 Every architecture of a run is scored on the same TaskBatch (drawn once from the run's
 data spec and seed, then shipped to the workers) with the same proxy seed; its networks
-are built from :func:`~metantk_plugin.bench.settings.architecture_seed`, so a score does
+are built from :func:`~metantk_plugin.scoring.settings.architecture_seed`, so a score does
 not depend on the executor, the worker or the order.
 """
 
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from metantk_plugin.bench.architectures import build_architecture, canonical_architecture
-from metantk_plugin.bench.executors import make_executor
-from metantk_plugin.bench.settings import ScoreSettings, architecture_seed
-from metantk_plugin.bench.store import RunSummary, ScoreRow, commit_stream, open_run
 from metantk_plugin.data.sources import task_sampler_from_spec
 from metantk_plugin.proxies import compute_proxy
 from metantk_plugin.proxies.population import POPULATION_PROXIES
+from metantk_plugin.scoring.architectures import build_architecture, canonical_architecture
+from metantk_plugin.scoring.executors import make_executor
+from metantk_plugin.scoring.settings import ScoreSettings, architecture_seed
+from metantk_plugin.scoring.store import RunSummary, ScoreRow, commit_stream, open_run
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = ["ArchitectureScorer", "RunSummary", "sample_tasks", "score_architectures"]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from metantk_plugin.bench.correlation import CorrelationResult, oriented
+from metantk_plugin.scoring.correlation import CorrelationResult, oriented
 
 __all__ = ["plot_rank_scatter"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import h5py
 import pandas as pd
 
-from metantk_plugin.bench.correlation import CorrelationResult, correlate
-from metantk_plugin.bench.store import read_scores, read_settings, score_directions
+from metantk_plugin.scoring.correlation import CorrelationResult, correlate
+from metantk_plugin.scoring.store import read_scores, read_settings, score_directions
 from metantk_plugin.spaces.nasbench201 import DATASETS, GroundTruth
 
 __all__ = ["CorrelationReport", "correlate_score_file", "fewshot_targets", "format_table", "parse_datasets",
