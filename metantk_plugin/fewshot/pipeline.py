@@ -1,11 +1,10 @@
 """The end-to-end few-shot evaluation behind ``metantk evaluate``: build the data and the
 network, train it with a :mod:`~metantk_plugin.fewshot.protocols` object (meta-learning:
 MAML / first-order MAML / ANIL, or RFS pre-training), then score test episodes, with
-checkpoints and results kept in an :class:`~metantk_plugin.fewshot.output_folder.OutputFolder`.
-
-Output folder rules: a checkpoint whose training settings match is resumed (which gives
-bitwise the same parameters as not stopping); a checkpoint or result made with other
-settings is never replaced unless ``force`` is set.
+checkpoints and results kept in an :class:`~metantk_plugin.fewshot.output_folder.OutputFolder`
+(a checkpoint of matching training settings resumes bitwise; nothing made with other
+settings is replaced unless ``force``). Network initialisation and dropout draw from torch's
+global RNG, seeded in one place (:func:`~metantk_plugin.fewshot.training.seeded_global_rng`).
 """
 
 from __future__ import annotations
@@ -174,9 +173,8 @@ def build_protocol(settings: EvaluationSettings, network: Callable[[int], nn.Mod
     if settings.protocol == "rfs":
         batches, num_classes = settings.pretraining_batches() if train_data is None else train_data
         return RFSPretraining(network(num_classes), settings.pretrain_config(), batches, device=settings.device)
-    learner_network = network(settings.ways)
     tasks = settings.episode_sampler("train", rotations=settings.rotations) if train_data is None else train_data
-    return MetaLearning(learner_network, settings.meta_config(), tasks, meta_batch=settings.meta_batch,
+    return MetaLearning(network(settings.ways), settings.meta_config(), tasks, meta_batch=settings.meta_batch,
                         seed=settings.seed, device=settings.device)
 
 
