@@ -1,5 +1,6 @@
-"""Training checkpoints: written atomically, read with ``torch.load(weights_only=True)``
-(no code runs while loading), and checked against the settings of the run that resumes."""
+"""Training checkpoints: written atomically (:func:`write_atomically`), read with
+``torch.load(weights_only=True)`` (no code runs while loading), and checked against the
+settings of the run that resumes."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "differing_settings", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "differing_settings", "load_checkpoint", "save_checkpoint",
+           "write_atomically"]
 
 CHECKPOINT_FORMAT = "metantk-fewshot-checkpoint/1"
 
@@ -27,20 +29,26 @@ class Checkpoint:
     history: dict[str, Any]
 
 
-def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place."""
+def write_atomically(path: str | Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
+    """``write(file)`` into a temporary file beside ``path``, then rename it into place: a
+    reader sees the old file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CHECKPOINT_FORMAT, "settings": checkpoint.settings, "iteration": checkpoint.iteration,
-               "state": checkpoint.state, "history": checkpoint.history}
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
+        with os.fdopen(handle, "wb" if binary else "w") as file:
+            write(file)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` to ``path`` atomically."""
+    payload = {"format": CHECKPOINT_FORMAT, "settings": checkpoint.settings, "iteration": checkpoint.iteration,
+               "state": checkpoint.state, "history": checkpoint.history}
+    write_atomically(path, lambda file: torch.save(payload, file), binary=True)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

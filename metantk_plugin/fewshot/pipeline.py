@@ -1,24 +1,23 @@
 """The end-to-end few-shot evaluation behind ``metantk evaluate``: build the data and the
-network, meta-train (MAML / first-order MAML / ANIL) or pre-train (RFS), then score test
-episodes, with checkpoints and results kept in an output folder.
-
-Output folder rules: a checkpoint whose training settings match is resumed (which gives
-bitwise the same parameters as not stopping); a checkpoint or result made with other
-settings is never replaced unless ``force`` is set.
+network, train it with a :mod:`~metantk_plugin.fewshot.protocols` object (meta-learning:
+MAML / first-order MAML / ANIL, or RFS pre-training), then score test episodes, with
+checkpoints and results kept in an :class:`~metantk_plugin.fewshot.output_folder.OutputFolder`
+(a checkpoint of matching training settings resumes bitwise; nothing made with other
+settings is replaced unless ``force``). Network initialisation and dropout draw from torch's
+global RNG, seeded in one place (:func:`~metantk_plugin.fewshot.training.seeded_global_rng`).
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from metantk_plugin.data.batches import SupervisedBatches
 from metantk_plugin.data.episodes import EpisodeSampler
@@ -31,25 +30,20 @@ from metantk_plugin.data.sources import (
 )
 from metantk_plugin.data.splits import with_rotated_classes
 from metantk_plugin.data.transforms import prepare_images
-from metantk_plugin.fewshot.checkpoint import Checkpoint, differing_settings, load_checkpoint, save_checkpoint
-from metantk_plugin.fewshot.evaluation import EpisodeResult, evaluate_episodes
-from metantk_plugin.fewshot.maml import MetaConfig, MetaLearner
+from metantk_plugin.fewshot.checkpoint import Checkpoint
+from metantk_plugin.fewshot.maml import MetaConfig
 from metantk_plugin.fewshot.networks import build_network
-from metantk_plugin.fewshot.plots import plot_training_curve
-from metantk_plugin.fewshot.rfs import PretrainConfig, Pretrainer, probe_accuracy
-from metantk_plugin.fewshot.training import Prefetcher, TrainingHistory, meta_train, run_steps
+from metantk_plugin.fewshot.output_folder import OutputConflict, OutputFolder
+from metantk_plugin.fewshot.protocols import MetaLearning, RFSPretraining, TrainingProtocol
+from metantk_plugin.fewshot.rfs import PretrainConfig
+from metantk_plugin.fewshot.training import TrainingHistory, seeded_global_rng
 
-__all__ = ["PROTOCOLS", "EvaluationSettings", "OutputConflict", "run_evaluation"]
+__all__ = ["PROTOCOLS", "EvaluationSettings", "OutputConflict", "build_protocol", "run_evaluation"]
 
 PROTOCOLS = ("maml", "fomaml", "anil", "rfs")
-CHECKPOINT_NAME, RESULT_NAME, CURVE_NAME = "checkpoint.pt", "result.json", "training_curve.png"
 # settings that do not change the trained parameters: a checkpoint made with other values resumes
 _NOT_TRAINING = ("meta_iterations", "episodes", "device", "val_every", "val_episodes", "eval_batch",
                  "test_inner_steps", "test_inner_lr")
-
-
-class OutputConflict(ValueError):
-    """The output folder holds a checkpoint or result made with other settings."""
 
 
 @dataclass(frozen=True)
@@ -170,65 +164,57 @@ class EvaluationSettings:
                                           transform=input_transform(spec, spec.channels), seed=self.seed)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as file:
-        json.dump(payload, file, indent=2)
-        file.write("\n")
-    os.replace(temporary, path)
+def build_protocol(settings: EvaluationSettings, network: Callable[[int], nn.Module], *,
+                   train_data: EpisodeSampler | SyntheticTaskSampler | tuple[SupervisedBatches, int] | None = None,
+                   ) -> TrainingProtocol:
+    """The training protocol of resolved ``settings`` for the network ``network(num_classes)``
+    (``ways`` outputs for meta-learning, one per base class for RFS). ``train_data``: the
+    training episodes, or RFS's ``(batches, classes)`` (loaded from the settings when None)."""
+    if settings.protocol == "rfs":
+        batches, num_classes = settings.pretraining_batches() if train_data is None else train_data
+        return RFSPretraining(network(num_classes), settings.pretrain_config(), batches, device=settings.device)
+    tasks = settings.episode_sampler("train", rotations=settings.rotations) if train_data is None else train_data
+    return MetaLearning(network(settings.ways), settings.meta_config(), tasks, meta_batch=settings.meta_batch,
+                        seed=settings.seed, device=settings.device)
 
 
-def _describe(differences: list[str], saved: dict, current: dict) -> str:
-    return ", ".join(f"{k}: {saved.get(k, '<absent>')!r} there vs {current.get(k, '<absent>')!r} now"
-                     for k in differences)
+def _network(settings: EvaluationSettings, num_classes: int) -> nn.Module:
+    return build_network(settings.network, num_classes=num_classes, input_size=settings.image_size,
+                         in_channels=parse_data_spec(settings.data).channels, zero_head=settings.protocol == "anil",
+                         channels=settings.channels, cells=settings.cells)
 
 
-def _resume_point(out: Path | None, settings: dict, force: bool, log: Callable[[str], None]) -> Checkpoint | None:
-    """The checkpoint to resume from, None to start fresh; OutputConflict when refusing."""
-    if out is None or not (out / CHECKPOINT_NAME).is_file():
-        return None
-    path = out / CHECKPOINT_NAME
-    try:
-        checkpoint = load_checkpoint(path)
-    except ValueError as error:
-        if force:
-            log(f"replacing unreadable checkpoint {path} (--force)")
-            return None
-        raise OutputConflict(f"{error}; pass --force to replace it or choose another --out") from None
+def _output_folder(settings: EvaluationSettings, out: str | Path | None, force: bool,
+                   log: Callable[[str], None]) -> OutputFolder:
     # the RFS learning-rate schedule depends on the total steps, so an RFS run cannot be extended
-    ignore = tuple(k for k in _NOT_TRAINING if not (k == "meta_iterations" and settings["protocol"] == "rfs"))
-    differences = differing_settings(checkpoint.settings, settings, ignore=ignore)
-    if not differences and checkpoint.iteration <= settings["meta_iterations"]:
-        log(f"resuming from {path} at iteration {checkpoint.iteration}")
-        return checkpoint
-    if differences:
-        reason = f"it was made with other training settings ({_describe(differences, checkpoint.settings, settings)})"
-    else:
-        reason = (f"it has already run {checkpoint.iteration} iterations, more than the "
-                  f"{settings['meta_iterations']} asked")
-    if force:
-        log(f"starting afresh and replacing {path} (--force): {reason}")
-        return None
-    raise OutputConflict(f"refusing to overwrite {path}: {reason}. Pass --force to replace it or choose another --out")
+    resumable_despite = tuple(k for k in _NOT_TRAINING if not (k == "meta_iterations" and settings.protocol == "rfs"))
+    return OutputFolder(out, settings.to_dict(), steps=settings.meta_iterations, resumable_despite=resumable_despite,
+                        force=force, log=log)
 
 
-def _finished_result(out: Path | None, settings: dict, force: bool) -> dict | None:
-    """A stored result of exactly these settings; OutputConflict for one of other settings."""
-    if out is None or not (out / RESULT_NAME).is_file():
-        return None
-    path = out / RESULT_NAME
-    try:
-        stored = json.loads(path.read_text())
-        saved = stored["settings"]
-    except (ValueError, KeyError, TypeError):
-        stored, saved = None, {}
-    if stored is not None and not differing_settings(saved, settings, ignore=("device",)):
-        return None if force else stored
-    if force:
-        return None
-    detail = _describe(differing_settings(saved, settings), saved, settings) if stored is not None else "unreadable"
-    raise OutputConflict(f"refusing to overwrite {path}, a result of other settings ({detail}). Pass --force to "
-                         "replace it (a matching checkpoint is still resumed) or choose another --out")
+def _train(protocol: TrainingProtocol, settings: EvaluationSettings, folder: OutputFolder,
+           resume: Checkpoint | None, progress: bool) -> tuple[TrainingHistory, float]:
+    """Train from ``resume`` (or afresh) to ``meta_iterations`` steps, checkpointing into
+    ``folder`` every 1/20 of them; the history and the wall seconds of this run's steps."""
+    history, start = TrainingHistory(), 0
+    if resume is not None:
+        protocol.load_state(resume.state)
+        history, start = TrainingHistory.from_dict(resume.history), resume.iteration
+    validate = None
+    if settings.val_every and "val" in parse_data_spec(settings.data).splits:
+        val_sampler = settings.episode_sampler("val")
+
+        def validate(iteration: int) -> tuple[float, float]:
+            result = protocol.evaluate(val_sampler, episodes=settings.val_episodes, seed=settings.seed + 1,
+                                       batch_size=settings.eval_batch, progress=False)
+            return result.accuracy, result.ci95
+
+    began = time.perf_counter()
+    protocol.train(start=start, stop=settings.meta_iterations, history=history,
+                   checkpoint=lambda iteration: folder.save_checkpoint(iteration, protocol.state(), history),
+                   checkpoint_every=max(1, settings.meta_iterations // 20), validate=validate,
+                   validate_every=settings.val_every, progress=progress)
+    return history, time.perf_counter() - began
 
 
 def run_evaluation(
@@ -242,89 +228,24 @@ def run_evaluation(
     """Train and evaluate as ``settings`` say; returns the result object (also written to
     ``out/result.json`` with a checkpoint and ``training_curve.png`` when ``out`` is given)."""
     settings = settings.resolved()
-    spec = parse_data_spec(settings.data)
-    current = settings.to_dict()
-    out = Path(out) if out is not None else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise OutputConflict(f"--out {out} exists and is not a folder")
-    finished = _finished_result(out, current, force)
+    folder = _output_folder(settings, out, force, log)
+    finished = folder.finished_result()
     if finished is not None:
-        log(f"{out / RESULT_NAME} already holds the result of these settings; nothing to do (--force to redo)")
         return finished
-    resume = _resume_point(out, current, force, log)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-
-    torch.manual_seed(settings.seed)
-    channels = spec.channels
-    rfs = settings.protocol == "rfs"
-    if rfs:
-        batches, num_classes = settings.pretraining_batches()
-    else:
-        num_classes = settings.ways
-    network = build_network(settings.network, num_classes=num_classes, input_size=settings.image_size,
-                            in_channels=channels, zero_head=settings.protocol == "anil", channels=settings.channels,
-                            cells=settings.cells)
-    n_parameters = sum(p.numel() for p in network.parameters())
-    history = TrainingHistory()
-    start = 0
-
-    if rfs:
-        trainer: Any = Pretrainer(network, settings.pretrain_config(), device=settings.device)
-    else:
-        trainer = MetaLearner(network, settings.meta_config(), device=settings.device)
-        train_sampler = settings.episode_sampler("train", rotations=settings.rotations)
-    if resume is not None:
-        trainer.load_state_dict(resume.state)
-        torch.set_rng_state(resume.state["torch_rng"])
-        history = TrainingHistory.from_dict(resume.history)
-        start = resume.iteration
-
-    def checkpoint(iteration: int) -> None:
-        if out is not None:
-            state = {**trainer.state_dict(), "torch_rng": torch.get_rng_state()}
-            save_checkpoint(out / CHECKPOINT_NAME, Checkpoint(current, iteration, state, history.to_dict()))
-
-    checkpoint_every = max(1, settings.meta_iterations // 20)
-    test_sampler = settings.episode_sampler("test")
-    if rfs:
-        def score(tasks):
-            return probe_accuracy(trainer.network, tasks)
-    else:
-        score = trainer.evaluate
-    validate = None
-    if settings.val_every and "val" in spec.splits:
-        val_sampler = settings.episode_sampler("val")
-
-        def validate(iteration: int) -> tuple[float, float]:
-            result = evaluate_episodes(score, val_sampler, episodes=settings.val_episodes, seed=settings.seed + 1,
-                                       batch_size=settings.eval_batch, progress=False)
-            return result.accuracy, result.ci95
-
-    began = time.perf_counter()
-    if rfs:
-        with Prefetcher(batches.batch, start, settings.meta_iterations) as prefetched:
-            run_steps(lambda i: trainer.step(i, *prefetched.get(i)), start=start, stop=settings.meta_iterations,
-                      history=history, description="pre-train", checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, validate=validate, validate_every=settings.val_every,
-                      progress=progress)
-    else:
-        meta_train(trainer, train_sampler, iterations=settings.meta_iterations, meta_batch=settings.meta_batch,
-                   seed=settings.seed, start=start, history=history, checkpoint=checkpoint,
-                   checkpoint_every=checkpoint_every, validate=validate, validate_every=settings.val_every,
-                   progress=progress)
-    train_seconds = time.perf_counter() - began
-    began = time.perf_counter()
-    evaluation: EpisodeResult = evaluate_episodes(score, test_sampler, episodes=settings.episodes,
-                                                  seed=settings.seed, batch_size=settings.eval_batch,
-                                                  progress=progress)
+    resume = folder.resume_point()
+    with seeded_global_rng(settings.seed):
+        protocol = build_protocol(settings, functools.partial(_network, settings))
+        history, train_seconds = _train(protocol, settings, folder, resume, progress)
+        began = time.perf_counter()
+        evaluation = protocol.evaluate(settings.episode_sampler("test"), episodes=settings.episodes,
+                                       seed=settings.seed, batch_size=settings.eval_batch, progress=progress)
     result = {
         **evaluation.to_dict(),
         "seconds_per_iteration": history.seconds_per_iteration(),
         "meta_iterations": len(history.iteration),
         "protocol": settings.protocol,
         "network": settings.network,
-        "parameters": n_parameters,
+        "parameters": sum(p.numel() for p in protocol.network.parameters()),
         "data": settings.data,
         "ways": settings.ways,
         "shots": settings.shots,
@@ -333,13 +254,8 @@ def run_evaluation(
         "train_seconds_this_run": train_seconds,
         "eval_seconds": time.perf_counter() - began,
         "torch_threads": torch.get_num_threads(),
-        "settings": current,
+        "settings": settings.to_dict(),
     }
-    if out is not None:
-        curve = plot_training_curve(history, out / CURVE_NAME,
-                                    title=f"{settings.protocol} {settings.network} on {spec.kind}, "
-                                          f"{settings.ways}-way {settings.shots}-shot")
-        result["files"] = {"result": str(out / RESULT_NAME), "checkpoint": str(out / CHECKPOINT_NAME),
-                           "training_curve": str(curve)}
-        _write_json(out / RESULT_NAME, result)
-    return result
+    title = (f"{settings.protocol} {settings.network} on {parse_data_spec(settings.data).kind}, "
+             f"{settings.ways}-way {settings.shots}-shot")
+    return folder.write_result(result, history, title=title)

@@ -34,11 +34,11 @@ import torch
 
 from metantk_plugin import __version__
 from metantk_plugin.data.sources import parse_data_spec
-from metantk_plugin.fewshot.evaluation import EpisodeResult, evaluate_episodes
-from metantk_plugin.fewshot.maml import MetaLearner
-from metantk_plugin.fewshot.pipeline import EvaluationSettings
-from metantk_plugin.fewshot.rfs import Pretrainer, feature_bank_accuracy
-from metantk_plugin.fewshot.training import meta_train
+from metantk_plugin.fewshot.evaluation import EpisodeResult
+from metantk_plugin.fewshot.pipeline import EvaluationSettings, build_protocol
+from metantk_plugin.fewshot.protocols import TrainingProtocol
+from metantk_plugin.fewshot.rfs import feature_bank_accuracy
+from metantk_plugin.fewshot.training import TrainingHistory, seeded_global_rng
 from metantk_plugin.scoring.architectures import ARCH_SPACES, build_architecture, canonical_architecture
 from metantk_plugin.scoring.executors import make_executor
 from metantk_plugin.scoring.settings import architecture_seed
@@ -121,8 +121,7 @@ class ArchitectureTrainer:
     settings: FewShotTableSettings
 
     def __call__(self, arch: str) -> ScoreRow:
-        with torch.random.fork_rng(devices=[]):  # leaves the caller's generator alone
-            torch.manual_seed(architecture_seed(self.settings.evaluation.seed, arch))
+        with seeded_global_rng(architecture_seed(self.settings.evaluation.seed, arch)):  # the caller's RNG stays
             return self._train_and_test(arch)
 
     def _train_and_test(self, arch: str) -> ScoreRow:
@@ -131,32 +130,20 @@ class ArchitectureTrainer:
         results: dict[int, EpisodeResult] = {}
         eval_seconds: dict[int, float] = {}
         if e.protocol == "rfs":
-            batches, n_classes = _pretraining_batches(e)
-            network = self._network(arch, n_classes)
-            trainer = Pretrainer(network, e.pretrain_config(), device=e.device)
-            t0 = time.perf_counter()
-            for step in range(e.meta_iterations):
-                trainer.step(step, *batches.batch(step))
-            train_seconds = time.perf_counter() - t0
+            protocol, train_seconds = self._trained(arch, e, _pretraining_batches(e))
             for shots in s.shots:
                 t0 = time.perf_counter()
                 test = _sampler(replace(e, shots=shots), "test")
-                results[shots] = feature_bank_accuracy(trainer.network, test, episodes=e.episodes, seed=e.seed)
+                results[shots] = feature_bank_accuracy(protocol.network, test, episodes=e.episodes, seed=e.seed)
                 eval_seconds[shots] = time.perf_counter() - t0
         else:
             train_seconds = 0.0
             for shots in s.shots:
                 per_shot = replace(e, shots=shots)
-                network = self._network(arch, e.ways)
-                learner = MetaLearner(network, per_shot.meta_config(), device=e.device)
-                train = _sampler(per_shot, "train", e.rotations)
+                protocol, seconds = self._trained(arch, per_shot, _sampler(per_shot, "train", e.rotations))
+                train_seconds += seconds
                 t0 = time.perf_counter()
-                meta_train(learner, train, iterations=e.meta_iterations, meta_batch=e.meta_batch, seed=e.seed,
-                           progress=False)
-                train_seconds += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                test = _sampler(per_shot, "test")
-                results[shots] = evaluate_episodes(learner.evaluate, test, episodes=e.episodes, seed=e.seed,
+                results[shots] = protocol.evaluate(_sampler(per_shot, "test"), episodes=e.episodes, seed=e.seed,
                                                    batch_size=e.eval_batch, progress=False)
                 eval_seconds[shots] = time.perf_counter() - t0
         scores: list[float] = []
@@ -164,10 +151,17 @@ class ArchitectureTrainer:
         for shots in s.shots:
             scores += [results[shots].accuracy, results[shots].ci95]
             seconds += [eval_seconds[shots], 0.0]
-        parameters = sum(p.numel() for p in network.parameters())
+        parameters = sum(p.numel() for p in protocol.network.parameters())
         scores += [float(e.episodes), train_seconds, float(parameters)]
         seconds += [0.0, train_seconds, 0.0]
         return ScoreRow(arch, tuple(scores), tuple(seconds), time.perf_counter() - began)
+
+    def _trained(self, arch: str, settings: EvaluationSettings, train_data) -> tuple[TrainingProtocol, float]:
+        """``arch`` trained with the protocol of ``settings`` on ``train_data``, and the wall seconds of training."""
+        protocol = build_protocol(settings, functools.partial(self._network, arch), train_data=train_data)
+        t0 = time.perf_counter()
+        protocol.train(start=0, stop=settings.meta_iterations, history=TrainingHistory(), progress=False)
+        return protocol, time.perf_counter() - t0
 
     def _network(self, arch: str, num_classes: int) -> torch.nn.Module:
         s, e = self.settings, self.settings.evaluation

@@ -1,15 +1,17 @@
-"""The meta-training loop: seeded meta-batches, a background thread that samples the
-next batch while the current one trains, periodic checkpoints, an optional wall budget.
+"""The training loop: seeded batches, a background thread that prepares the next batch
+while the current one trains, periodic checkpoints, an optional wall budget.
 
-Meta-batch ``i`` is drawn with seed ``derive_seed(seed, i)``, so it depends only on the
-run's seed and ``i``; restoring the learner (and torch's global RNG, used by dropout)
-from a checkpoint therefore continues exactly as the uninterrupted run would have.
+Batch ``i`` (a meta-batch drawn with seed ``derive_seed(seed, i)``, or a batch of images)
+depends only on the run's seed and ``i``; restoring the learner (and torch's global RNG,
+used by dropout) from a checkpoint therefore continues exactly as the uninterrupted run
+would have. :func:`seeded_global_rng` is the one place a run seeds that global RNG.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Generic, TypeVar
@@ -21,7 +23,8 @@ from tqdm.auto import tqdm
 from metantk_plugin.data.episodes import derive_seed
 from metantk_plugin.interrupts import deferred_interrupt
 
-__all__ = ["Prefetcher", "TrainingHistory", "meta_train", "run_steps"]
+__all__ = ["Prefetcher", "TrainingHistory", "meta_train", "run_prefetched_steps", "run_steps",
+           "seeded_global_rng"]
 
 T = TypeVar("T")
 
@@ -48,6 +51,16 @@ class TrainingHistory:
     def seconds_per_iteration(self) -> float:
         """Median wall time of a step (NaN before the first)."""
         return float(np.median(self.seconds)) if self.seconds else float("nan")
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int) -> Iterator[None]:
+    """torch's global generator seeded with ``seed`` inside the block and restored after it.
+    Module initialisation and dropout take no explicit generator, so a run draws them from
+    this one; checkpoints store its state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 class Prefetcher(Generic[T]):
@@ -129,6 +142,22 @@ def run_steps(
     return history
 
 
+def run_prefetched_steps(
+    make: Callable[[int], T],
+    step: Callable[[int, T], tuple[float, float]],
+    *,
+    start: int,
+    stop: int,
+    history: TrainingHistory,
+    **loop,
+) -> TrainingHistory:
+    """:func:`run_steps` over ``step(i, make(i))``, each ``make(i)`` prepared by a
+    :class:`Prefetcher` while step ``i - 1`` runs; ``loop``: the other arguments of
+    :func:`run_steps`."""
+    with Prefetcher(make, start, stop) as batches:
+        return run_steps(lambda i: step(i, batches.get(i)), start=start, stop=stop, history=history, **loop)
+
+
 def meta_train(
     learner,
     sampler,
@@ -153,8 +182,8 @@ def meta_train(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if not 0 <= start <= iterations:
         raise ValueError(f"start must lie in 0..{iterations}, got {start}")
-    history = history if history is not None else TrainingHistory()
-    with Prefetcher(lambda i: sampler.sample(meta_batch, derive_seed(seed, i)), start, iterations) as tasks:
-        return run_steps(lambda i: learner.meta_step(tasks.get(i)), start=start, stop=iterations, history=history,
-                         checkpoint=checkpoint, checkpoint_every=checkpoint_every, validate=validate,
-                         validate_every=validate_every, time_budget=time_budget, progress=progress)
+    return run_prefetched_steps(lambda i: sampler.sample(meta_batch, derive_seed(seed, i)),
+                                lambda i, tasks: learner.meta_step(tasks), start=start, stop=iterations,
+                                history=history if history is not None else TrainingHistory(),
+                                checkpoint=checkpoint, checkpoint_every=checkpoint_every, validate=validate,
+                                validate_every=validate_every, time_budget=time_budget, progress=progress)
