@@ -23,10 +23,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from metantk_plugin.user_input import quoted
+
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OUT_OF_MEMORY",
     "EXIT_USAGE",
+    "check_device",
     "check_writable",
     "command",
     "one_line",
@@ -90,6 +93,24 @@ def _describe(error: BaseException) -> str:
 def _print_out_of_memory(name: str, error: BaseException) -> None:
     print(f"metantk {name}: error: out of memory ({one_line(str(error), 200) or 'MemoryError'}); "
           "lower the sizes asked for (tasks, ways, shots, queries, image size, channels, cells)", file=sys.stderr)
+
+
+def check_device(device: str, *, option: str = "--device") -> None:
+    """ValueError unless ``device`` is a torch device this machine has: torch must parse it
+    (``cpu``, ``cuda``, ``cuda:N``, ...) and a CUDA device must exist."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{option} {quoted(device)} is not a device; use cpu, cuda or cuda:N") from None
+    if parsed.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(f"{option} {device} was asked for, but CUDA is not available here (torch sees no CUDA device)")
+    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"{option} {device} was asked for, but torch sees {torch.cuda.device_count()} CUDA "
+                         "device(s)")
 
 
 def refuse_overwrite(path: str | os.PathLike | None, *, force: bool, option: str) -> None:
