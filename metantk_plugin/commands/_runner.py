@@ -1,7 +1,9 @@
 """How every ``metantk`` command runs: ordinary failures and Ctrl-C become one line on
-stderr and an exit status, and outputs are checked before the work and written whole.
+stderr and an exit status; outputs and the device are checked before the work
+(:func:`check_writable`, :func:`refuse_overwrite`, :func:`check_device`) and outputs are
+written whole (:func:`write_atomic`).
 
-A command's ``run(args) -> int`` is wrapped by :func:`command`:
+A command's ``run_command(args) -> int`` is wrapped by :func:`command`:
 
 * bad input the user can fix (``ValueError`` and its subclasses, a missing or unwritable
   file, a missing optional package) prints ``metantk CMD: error: MESSAGE`` and exits 2;
@@ -52,11 +54,11 @@ def command(name: str, *, interrupted: Callable[[argparse.Namespace], str] | str
     """Decorator for the handler of ``metantk name``; ``interrupted`` says (or computes from
     the arguments) what Ctrl-C leaves behind."""
 
-    def decorator(run: Handler) -> Handler:
-        @functools.wraps(run)
+    def decorator(handler: Handler) -> Handler:
+        @functools.wraps(handler)
         def wrapped(args: argparse.Namespace) -> int:
             try:
-                return int(run(args) or 0)
+                return int(handler(args) or 0)
             except KeyboardInterrupt:
                 kept = interrupted(args) if callable(interrupted) else interrupted
                 print(f"metantk {name}: interrupted; {kept}", file=sys.stderr)
