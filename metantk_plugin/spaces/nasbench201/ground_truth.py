@@ -121,10 +121,10 @@ class GroundTruth:
         return value
 
     def standing(self, arch, datasets=DATASETS, split: str = "test", epochs: int = 200) -> dict[str, dict[str, float]]:
-        """Per dataset, the accuracy of one cell and where it stands among the cells of the
-        source: ``{dataset: {accuracy, space_mean, space_best, percentile}}``, the percentile
-        being the percent of cells strictly less accurate. ValueError when the source lacks
-        the cell or the metric."""
+        """Per dataset, the accuracy ``a`` of one cell and where it stands in the space:
+        ``{dataset: {accuracy, space_mean, space_best, percentile}}`` with mean and best over
+        the cells the source holds and percentile ``100 · #{c : a_c < a} / 15,625`` (a cell the
+        source lacks is not below). ValueError when the source lacks the cell or the metric."""
         report = {}
         for dataset in datasets:
             column = self.accuracies(dataset=dataset, split=split, epochs=epochs)
