@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 
 from metantk_plugin import __version__
+from metantk_plugin.commands import parse_option_value
 from metantk_plugin.scoring.architectures import select_architectures
 from metantk_plugin.scoring.report import correlate_score_file
 from metantk_plugin.scoring.run import score_architectures
-from metantk_plugin.scoring.settings import ScoreSettings, parse_option_value
+from metantk_plugin.scoring.settings import ScoreSettings
 from metantk_plugin.scoring.store import read_scores
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,9 @@
 """The ``metantk`` command. Each subcommand lives in ``metantk_plugin.commands.<name>``
 and exposes ``add_parser(subparsers)``, which registers its parser with
-``set_defaults(func=run)``; ``run(args) -> int`` is the exit status."""
+``set_defaults(func=run_command)``; ``run_command(args) -> int``, wrapped by
+:func:`metantk_plugin.commands._runner.command`, is the exit status. Parsers import
+nothing heavy (no torch, proxies, h5py, pandas or matplotlib), so ``--help`` is quick;
+the handlers import what they run."""
 
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
-    except KeyboardInterrupt:  # Ctrl-C while the commands' modules load; inside a command, its runner answers
+    except KeyboardInterrupt:  # Ctrl-C while the parsers are built; inside a command, its runner answers
         print("metantk: interrupted before any work was done", file=sys.stderr)
         return 130
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from cli_support import interrupt_metantk, run_metantk
 
 from metantk_plugin.cli import main
@@ -91,6 +92,27 @@ def test_unwritable_outputs_are_one_line_in_every_command(tmp_path, capsys):
     assert main(["evaluate", "--network", "conv4", "--data", "synthetic", "--quiet", "--out",
                  str(blocker / "run")]) == 2
     assert "--out" in _one_line_error(capsys, "evaluate")
+
+
+@pytest.mark.parametrize("argv", [
+    [*SMALL_SEARCH, "--device", "cuda:x"],
+    ["score", "--archs", "sample:1", "--proxies", "params", "--out", "s.h5", *SMALL_SCORE, "--device", "cuda:x"],
+    ["evaluate", "--network", "conv4", "--data", "synthetic", "--quiet", "--device", "gpu"],
+])
+def test_a_device_torch_cannot_name_is_one_line_in_every_command(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert "is not a device; use cpu, cuda or cuda:N" in _one_line_error(capsys, argv[0])
+    assert not (tmp_path / "s.h5").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_score_refuses_cuda_where_there_is_none(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main(["score", "--archs", "sample:1", "--proxies", "params", "--out", str(out), *SMALL_SCORE,
+                 "--device", "cuda"]) == 2
+    assert "CUDA is not available" in _one_line_error(capsys, "score")
+    assert not out.exists()
 
 
 def test_evaluate_names_a_factory_that_is_not_one(capsys):

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metantk_plugin.scoring.settings import ScoreSettings, parse_proxy_options
+from metantk_plugin.commands import parse_proxy_options
+from metantk_plugin.scoring.settings import ScoreSettings
 from metantk_plugin.spaces.darts_fewshot import parse_genotype
 from metantk_plugin.spaces.darts_fewshot.genotype import Genotype
 from metantk_plugin.spaces.darts_fewshot.presets import resolve_genotype

@@ -123,3 +123,28 @@ def test_cuda_request_without_cuda_is_a_clear_error(capsys):
         pytest.skip("CUDA is available here")
     assert main(["search", "--device", "cuda", "--channels", "8"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_the_search_spaces_are_found_by_name_with_their_default_size():
+    from metantk_plugin.search.spaces import build_search_space, supernet_size
+
+    assert supernet_size("nb201") == (16, 1) and supernet_size("darts-fewshot", cells=8) == (16, 8)
+    space = build_search_space("nb201", channels=4)
+    assert isinstance(space, NB201SearchSpace) and (space.channels, space.cells) == (4, 1)
+    assert isinstance(build_search_space("darts-fewshot", channels=4, cells=2), DartsFewshotSearchSpace)
+    with pytest.raises(ValueError, match="unknown search space 'nb301'; available: nb201, darts-fewshot"):
+        supernet_size("nb301")
+
+
+def test_the_chosen_cell_stands_among_the_cells_of_the_table(tmp_path, monkeypatch):
+    from metantk_plugin.spaces.nasbench201.ground_truth import find_ground_truth
+
+    table = tmp_path / "three_cells.csv"
+    table.write_text("index,cifar10_test\n2,71.5\n7,80.25\n9,60.0\n")
+    standing = find_ground_truth(table).standing(7, datasets=("cifar10",))
+    assert standing == {"cifar10": {"accuracy": 80.25, "space_mean": pytest.approx(70.583333),
+                                    "space_best": 80.25, "percentile": pytest.approx(2 / 15625 * 100)}}
+    monkeypatch.setenv("METANTK_NB201_CSV", str(tmp_path / "missing.csv.gz"))
+    assert find_ground_truth() is None
+    with pytest.raises(FileNotFoundError):
+        find_ground_truth(tmp_path / "missing.csv")

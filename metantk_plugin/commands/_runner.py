@@ -1,7 +1,9 @@
 """How every ``metantk`` command runs: ordinary failures and Ctrl-C become one line on
-stderr and an exit status, and outputs are checked before the work and written whole.
+stderr and an exit status; outputs and the device are checked before the work
+(:func:`check_writable`, :func:`refuse_overwrite`, :func:`check_device`) and outputs are
+written whole (:func:`write_atomic`).
 
-A command's ``run(args) -> int`` is wrapped by :func:`command`:
+A command's ``run_command(args) -> int`` is wrapped by :func:`command`:
 
 * bad input the user can fix (``ValueError`` and its subclasses, a missing or unwritable
   file, a missing optional package) prints ``metantk CMD: error: MESSAGE`` and exits 2;
@@ -23,10 +25,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from metantk_plugin.user_input import quoted
+
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OUT_OF_MEMORY",
     "EXIT_USAGE",
+    "check_device",
     "check_writable",
     "command",
     "one_line",
@@ -49,11 +54,11 @@ def command(name: str, *, interrupted: Callable[[argparse.Namespace], str] | str
     """Decorator for the handler of ``metantk name``; ``interrupted`` says (or computes from
     the arguments) what Ctrl-C leaves behind."""
 
-    def decorator(run: Handler) -> Handler:
-        @functools.wraps(run)
+    def decorator(handler: Handler) -> Handler:
+        @functools.wraps(handler)
         def wrapped(args: argparse.Namespace) -> int:
             try:
-                return int(run(args) or 0)
+                return int(handler(args) or 0)
             except KeyboardInterrupt:
                 kept = interrupted(args) if callable(interrupted) else interrupted
                 print(f"metantk {name}: interrupted; {kept}", file=sys.stderr)
@@ -90,6 +95,24 @@ def _describe(error: BaseException) -> str:
 def _print_out_of_memory(name: str, error: BaseException) -> None:
     print(f"metantk {name}: error: out of memory ({one_line(str(error), 200) or 'MemoryError'}); "
           "lower the sizes asked for (tasks, ways, shots, queries, image size, channels, cells)", file=sys.stderr)
+
+
+def check_device(device: str, *, option: str = "--device") -> None:
+    """ValueError unless ``device`` is a torch device this machine has: torch must parse it
+    (``cpu``, ``cuda``, ``cuda:N``, ...) and a CUDA device must exist."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{option} {quoted(device)} is not a device; use cpu, cuda or cuda:N") from None
+    if parsed.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(f"{option} {device} was asked for, but CUDA is not available here (torch sees no CUDA device)")
+    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"{option} {device} was asked for, but torch sees {torch.cuda.device_count()} CUDA "
+                         "device(s)")
 
 
 def refuse_overwrite(path: str | os.PathLike | None, *, force: bool, option: str) -> None:

@@ -7,10 +7,7 @@ import argparse
 import json
 
 from metantk_plugin.commands._runner import check_writable, command, refuse_overwrite
-from metantk_plugin.scoring.plotting import plot_rank_scatter
-from metantk_plugin.scoring.report import correlate_score_file, format_table, parse_datasets
-from metantk_plugin.spaces.nasbench201 import EPOCHS, SPLITS
-from metantk_plugin.spaces.nasbench201.ground_truth import CSV_ENV_VAR
+from metantk_plugin.commands._vocabulary import CSV_ENV_VAR, EPOCHS, SPLITS
 
 _EPILOG = f"""\
 examples:
@@ -62,6 +59,9 @@ def add_parser(subparsers) -> None:
 
 @command("correlate", interrupted="nothing was written")
 def run_command(args: argparse.Namespace) -> int:
+    from metantk_plugin.scoring.plotting import plot_rank_scatter
+    from metantk_plugin.scoring.report import correlate_score_file, format_table, parse_datasets
+
     refuse_overwrite(args.plot, force=args.force, option="--plot")
     check_writable(args.plot, option="--plot")
     proxies = [t.strip() for t in args.proxies.split(",") if t.strip()] if args.proxies else None

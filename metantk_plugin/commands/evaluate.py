@@ -7,9 +7,8 @@ import argparse
 import json
 import sys
 
-from metantk_plugin.commands._runner import check_writable, command, print_run_summary
-from metantk_plugin.scoring.architectures import ARCH_SPACES
-from metantk_plugin.scoring.executors import EXECUTORS
+from metantk_plugin.commands._runner import check_device, check_writable, command, print_run_summary
+from metantk_plugin.commands._vocabulary import ARCH_SPACES, EXECUTORS
 
 _DESCRIPTION = """\
 Validate an architecture by training it for few-shot learning and testing it on
@@ -116,7 +115,7 @@ def add_parser(subparsers) -> None:
                    "settings; with --archs, start the table afresh")
     p.add_argument("--json", action="store_true", help="print the result object as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_command)
 
 
 def _shots(text: str) -> tuple[int, ...]:
@@ -167,7 +166,7 @@ def _interrupted(args: argparse.Namespace) -> str:
 
 
 @command("evaluate", interrupted=_interrupted)
-def run(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace) -> int:
     import torch
 
     from metantk_plugin.fewshot.evaluation import format_accuracy
@@ -177,8 +176,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     check_writable(args.out, option="--out", folder=args.archs is None)
     torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device} asked for, but torch sees no CUDA device")
+    check_device(args.device)
     if args.archs is not None:
         return _run_table(args)
     shots = _shots(args.shots)

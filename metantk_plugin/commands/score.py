@@ -5,23 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from metantk_plugin.commands._runner import check_writable, command, print_run_summary, refuse_overwrite
-from metantk_plugin.data.sources import parse_data_spec
-from metantk_plugin.memory import check_fits, kernel_run_bytes
-from metantk_plugin.proxies import available_proxies
-from metantk_plugin.proxies.population import POPULATION_PROXIES
-from metantk_plugin.scoring.architectures import select_architectures
-from metantk_plugin.scoring.executors import EXECUTORS
-from metantk_plugin.scoring.run import score_architectures
-from metantk_plugin.scoring.settings import (
+from metantk_plugin.commands._runner import check_device, check_writable, command, print_run_summary, refuse_overwrite
+from metantk_plugin.commands._values import parse_proxy_norms, parse_proxy_options
+from metantk_plugin.commands._vocabulary import (
+    BUILTIN_PROXIES,
     DTYPES,
+    EXECUTORS,
     KERNEL_PROXIES,
     NETWORK_NORMS,
+    POPULATION_INPUTS,
     SPACES,
-    ScoreSettings,
-    parse_proxy_options,
+    proxy_plugins,
 )
-from metantk_plugin.scoring.store import export_csv
 
 _EPILOG = """\
 examples:
@@ -44,8 +39,8 @@ population proxies (ranked within the run, from other columns): {population}
 
 
 def add_parser(subparsers) -> None:
-    proxies = ", ".join(available_proxies())
-    population = ", ".join(f"{n} (from {' and '.join(p.inputs)})" for n, p in POPULATION_PROXIES.items())
+    proxies = ", ".join((*BUILTIN_PROXIES, *(f"{name} (plugin)" for name in proxy_plugins())))
+    population = ", ".join(f"{n} (from {' and '.join(inputs)})" for n, inputs in POPULATION_INPUTS.items())
     p = subparsers.add_parser(
         "score",
         help="score architectures with zero-cost proxies into a resumable HDF5 file",
@@ -103,19 +98,12 @@ _NTK_PROXIES = {"metantk", "metantk_anil", "ntk_cond"}  # the proxies that build
 
 
 def _proxies(text: str) -> tuple[str, ...]:
+    from metantk_plugin.proxies import available_proxies
+    from metantk_plugin.proxies.population import POPULATION_PROXIES
+
     if text == "all":
         return (*available_proxies(), *POPULATION_PROXIES)
     return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
-def _norms(items: list[str]) -> dict[str, str]:
-    norms = {}
-    for item in items:
-        proxy, sep, norm = item.partition("=")
-        if not sep or not proxy:
-            raise ValueError(f"--norm expects PROXY=NORM, got {item!r}")
-        norms[proxy] = norm
-    return norms
 
 
 def _interrupted(args: argparse.Namespace) -> str:
@@ -126,14 +114,22 @@ def _interrupted(args: argparse.Namespace) -> str:
 
 @command("score", interrupted=_interrupted)
 def run_command(args: argparse.Namespace) -> int:
+    from metantk_plugin.data.sources import parse_data_spec
+    from metantk_plugin.memory import check_fits, kernel_run_bytes
+    from metantk_plugin.scoring.architectures import select_architectures
+    from metantk_plugin.scoring.run import score_architectures
+    from metantk_plugin.scoring.settings import ScoreSettings
+    from metantk_plugin.scoring.store import export_csv
+
     settings = ScoreSettings(
         proxies=_proxies(args.proxies), space=args.space, data=str(parse_data_spec(args.data)),
         n_tasks=args.tasks, ways=args.ways, shots=args.shots, queries=args.queries,
         image_size=args.image_size, image_channels=args.image_channels,
         channels=args.channels, cells=args.cells, classes=args.classes, seed=args.seed,
         dtype=args.dtype, device=args.device, proxy_options=parse_proxy_options(args.options),
-        norms=_norms(args.norms),
+        norms=parse_proxy_norms(args.norms),
     )
+    check_device(args.device)
     check_fits(kernel_run_bytes(samples=settings.n_tasks * settings.ways * (settings.shots + settings.queries),
                                 image_channels=settings.image_channels, image_size=settings.image_size,
                                 channels=settings.channels, cells=settings.cells,

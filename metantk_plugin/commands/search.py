@@ -11,17 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from metantk_plugin.commands._runner import check_writable, command, refuse_overwrite, write_atomic
-from metantk_plugin.memory import check_fits, kernel_run_bytes
-from metantk_plugin.search import SearchSettings, run_pruning_search
-from metantk_plugin.search.pruning import INDICATORS
-
-_SPACE_DEFAULTS = {  # (channels, cells): small enough for a laptop CPU in minutes
-    "nb201": (16, 1),
-    "darts-fewshot": (16, 5),
-}
+from metantk_plugin.commands._runner import check_device, check_writable, command, refuse_overwrite, write_atomic
+from metantk_plugin.commands._vocabulary import INDICATORS, SEARCH_SPACES
 
 _EPILOG = """\
 examples:
@@ -46,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--space", choices=sorted(_SPACE_DEFAULTS), default="nb201", help="search space (default nb201)")
+    p.add_argument("--space", choices=SEARCH_SPACES, default="nb201", help="search space (default nb201)")
     p.add_argument("--data", default="synthetic",
                    help="tasks: synthetic | omniglot:PATH | mini-imagenet:PATH | tiered-imagenet:PATH | "
                    "cifar10:PATH | cifar100:PATH | imagenet16:PATH (default synthetic)")
@@ -76,29 +67,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="folder for search.json (refused if it already holds one, unless --force)")
     p.add_argument("--force", action="store_true", help="overwrite an existing search.json in --out")
     p.add_argument("--json", action="store_true", help="print the result object as JSON on stdout")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_command)
 
 
-def _space_size(args: argparse.Namespace) -> tuple[int, int]:
+def _supernet_size(args: argparse.Namespace) -> tuple[int, int]:
     """(channels, cells) of the supernet: the options, else the space's defaults."""
-    channels, cells = _SPACE_DEFAULTS[args.space]
-    channels = channels if args.channels is None else args.channels
-    cells = cells if args.cells is None else args.cells
+    from metantk_plugin.search.spaces import supernet_size
+
+    channels, cells = supernet_size(args.space, args.channels, args.cells)
     for option, value in (("--channels", channels), ("--cells", cells)):
         if value < 1:
             raise ValueError(f"{option} must be a positive int, got {value}")
     return channels, cells
-
-
-def _space(args: argparse.Namespace):
-    channels, cells = _space_size(args)
-    if args.space == "nb201":
-        from metantk_plugin.search.nb201_space import NB201SearchSpace
-
-        return NB201SearchSpace(channels=channels, cells=cells)
-    from metantk_plugin.search.darts_space import DartsFewshotSearchSpace
-
-    return DartsFewshotSearchSpace(channels=channels, cells=cells)
 
 
 def _ground_truth(args: argparse.Namespace):
@@ -108,14 +88,9 @@ def _ground_truth(args: argparse.Namespace):
         if args.truth is not None:
             raise ValueError(f"--truth {args.truth} applies to --space nb201 only, not {args.space}")
         return None
-    from metantk_plugin.spaces.nasbench201 import GroundTruth
+    from metantk_plugin.spaces.nasbench201.ground_truth import find_ground_truth
 
-    try:
-        return GroundTruth.open(args.truth)
-    except FileNotFoundError:
-        if args.truth is not None:
-            raise
-        return None
+    return find_ground_truth(args.truth)
 
 
 def _nb201_truth(arch: str, table) -> dict[str, Any] | None:
@@ -123,22 +98,20 @@ def _nb201_truth(arch: str, table) -> dict[str, Any] | None:
     that the finished search is still reported and saved."""
     if table is None:
         return None
-    report = {}
     try:
-        for dataset in ("cifar10", "cifar100", "imagenet16-120"):
-            column = table.accuracies(dataset=dataset, split="test", epochs=200)
-            accuracy = table.accuracy(arch, dataset, "test", 200)
-            report[dataset] = {"accuracy": accuracy, "space_mean": float(column.mean()),
-                               "space_best": float(column.max()), "percentile": float((column < accuracy).mean() * 100)}
+        standing = table.standing(arch, split="test", epochs=200)
     except ValueError as error:
         warnings.warn(f"the chosen cell's accuracy cannot be looked up: {error}", UserWarning, stacklevel=2)
         return None
-    return {"source": table.description, "test_accuracy_200_epochs": report}
+    return {"source": table.description, "test_accuracy_200_epochs": standing}
 
 
 @command("search", interrupted="the search stopped before it finished, so there is no result to keep")
-def run(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace) -> int:
     from metantk_plugin.data.sources import task_sampler_from_spec
+    from metantk_plugin.memory import check_fits, kernel_run_bytes
+    from metantk_plugin.search import SearchSettings, run_pruning_search
+    from metantk_plugin.search.spaces import build_search_space
 
     out_file = args.out / "search.json" if args.out else None
     refuse_overwrite(out_file, force=args.force, option="--out")
@@ -149,14 +122,13 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats, prune_number=args.prune_number, precision=args.precision, faithful=args.faithful,
         n_tasks=args.tasks, region_samples=args.region_samples, seed=args.seed, device=args.device,
     )
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device} was asked for but CUDA is not available here")
-    channels, cells = _space_size(args)
+    check_device(args.device)
+    channels, cells = _supernet_size(args)
     needs = kernel_run_bytes(samples=args.tasks * args.ways * (args.shots + args.queries), image_channels=3,
                              image_size=args.image_size, channels=channels, cells=cells,
                              kernel=args.indicator != "regions")
     check_fits(needs, advice="lower --tasks, --ways, --shots, --queries, --image-size, --channels or --cells")
-    space = _space(args)
+    space = build_search_space(args.space, channels, cells)
     sampler = task_sampler_from_spec(args.data, split="train", image_size=args.image_size, ways=args.ways,
                                      shots=args.shots, queries=args.queries, seed=args.seed)
     result = run_pruning_search(space, lambda n, seed: sampler.sample(n, seed), settings, progress=not args.json)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -25,7 +24,6 @@ from metantk_plugin import __version__
 from metantk_plugin.proxies import available_proxies, get_proxy
 from metantk_plugin.proxies.population import POPULATION_PROXIES
 from metantk_plugin.proxies.registry import check_proxy_options
-from metantk_plugin.user_input import quoted
 
 __all__ = [
     "KERNEL_PROXIES",
@@ -33,8 +31,6 @@ __all__ = [
     "SPACES",
     "ScoreSettings",
     "architecture_seed",
-    "parse_option_value",
-    "parse_proxy_options",
 ]
 
 SPACES = ("nb201",)
@@ -172,26 +168,13 @@ def architecture_seed(seed: int, arch: str) -> int:
     return int.from_bytes(digest[:8], "little") % (2**63 - 1)
 
 
-def parse_proxy_options(items: list[str]) -> dict[str, dict[str, object]]:
-    """``['metantk.reg=1e-4', ...]`` (the ``--set`` values) -> ``{'metantk': {'reg': 0.0001}}``;
-    ValueError quoting an item that is not ``PROXY.OPTION=VALUE``. The values are checked
-    against the proxies when the :class:`ScoreSettings` are made."""
-    options: dict[str, dict[str, object]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        proxy, dot, option = key.partition(".")
-        if not sep or not dot or not proxy or not option:
-            raise ValueError(f"--set expects PROXY.OPTION=VALUE, got {quoted(item)}")
-        options.setdefault(proxy, {})[option] = parse_option_value(value)
-    return options
+def __getattr__(name: str):
+    if name in ("parse_option_value", "parse_proxy_options"):  # moved to the command layer
+        import warnings
 
+        import metantk_plugin.commands
 
-def parse_option_value(text: str) -> object:
-    """A CLI option value: JSON when it parses (numbers, true/false, lists), ``inf`` as
-    a float, else the string itself."""
-    if text.lower() in ("inf", "+inf", "infinity"):
-        return math.inf
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return text
+        warnings.warn(f"metantk_plugin.scoring.settings.{name} is deprecated; import it from "
+                      "metantk_plugin.commands instead", DeprecationWarning, stacklevel=2)
+        return getattr(metantk_plugin.commands, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

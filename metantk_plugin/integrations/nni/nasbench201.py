@@ -47,8 +47,6 @@ def nb201_ground_truth(source: str | Path | None = None) -> GroundTruth:
     """Accuracies from ``source``: None -> the shared CSV table (or ``$METANTK_NB201_CSV``);
     ``'nni'`` -> NNI's database at :func:`nni_database_path`; a path -> its format
     (``.db`` NNI database, ``.csv(.gz)``, ``.pth``, NATS-Bench)."""
-    if source is None:
-        return GroundTruth.from_csv()
     if isinstance(source, str) and source == "nni":
         path = nni_database_path()
         if not path.is_file():

@@ -5,7 +5,9 @@ the environment variable ``METANTK_NB201_CSV``, else
 ``shared/data/nasbench201/nb201_accuracies.csv.gz`` beside the working directory or a
 parent. ``from_nas_bench_201`` (official ``.pth``), ``from_nats_bench`` (NATS-Bench
 topology file or fast-mode folder) and ``from_nni_database`` (NNI's SQLite file) read the
-other formats; :meth:`GroundTruth.open` picks one from the path. See :mod:`.accuracy_metrics` for what each split means.
+other formats; :meth:`GroundTruth.open` picks one from the path, and :func:`find_ground_truth`
+also answers None when no table is found and none was asked for. See :mod:`.accuracy_metrics`
+for what each split means.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from metantk_plugin.spaces.nasbench201.accuracy_metrics import Metric, metric
+from metantk_plugin.spaces.nasbench201.accuracy_metrics import DATASETS, Metric, metric
 from metantk_plugin.spaces.nasbench201.codec import NUM_ARCHITECTURES, all_architectures, parse_arch
 from metantk_plugin.spaces.nasbench201.result_files import (
     CsvTable,
@@ -25,7 +27,7 @@ from metantk_plugin.spaces.nasbench201.result_files import (
     NniDatabase,
 )
 
-__all__ = ["CSV_ENV_VAR", "GroundTruth", "default_csv_path"]
+__all__ = ["CSV_ENV_VAR", "GroundTruth", "default_csv_path", "find_ground_truth"]
 
 CSV_ENV_VAR = "METANTK_NB201_CSV"
 _SHARED_CSV = Path("shared") / "data" / "nasbench201" / "nb201_accuracies.csv.gz"
@@ -118,6 +120,19 @@ class GroundTruth:
             raise ValueError(f"{self.description} has no {wanted} for architecture {index}")
         return value
 
+    def standing(self, arch, datasets=DATASETS, split: str = "test", epochs: int = 200) -> dict[str, dict[str, float]]:
+        """Per dataset, the accuracy ``a`` of one cell and where it stands in the space:
+        ``{dataset: {accuracy, space_mean, space_best, percentile}}`` with mean and best over
+        the cells the source holds and percentile ``100 · #{c : a_c < a} / 15,625`` (a cell the
+        source lacks is not below). ValueError when the source lacks the cell or the metric."""
+        report = {}
+        for dataset in datasets:
+            column = self.accuracies(dataset=dataset, split=split, epochs=epochs)
+            accuracy = self.accuracy(arch, dataset, split, epochs)
+            report[dataset] = {"accuracy": accuracy, "space_mean": float(column.mean()),
+                               "space_best": float(column.max()), "percentile": float((column < accuracy).mean() * 100)}
+        return report
+
     def accuracies(
         self, archs=None, dataset: str = "cifar10", split: str = "test", epochs: int = 200
     ) -> pd.Series:
@@ -155,3 +170,14 @@ class GroundTruth:
         if isinstance(archs, (str, dict)):
             raise ValueError("archs must be a sequence of architectures (or None for all); wrap a single one in a list")
         return np.array([parse_arch(arch).index for arch in archs], dtype=np.int64)
+
+
+def find_ground_truth(path: str | Path | None = None) -> GroundTruth | None:
+    """:meth:`GroundTruth.open` of ``path``; without a path, the default table, or None when
+    there is none (a missing ``path`` given raises FileNotFoundError)."""
+    try:
+        return GroundTruth.open(path)
+    except FileNotFoundError:
+        if path is not None:
+            raise
+        return None
