@@ -8,8 +8,7 @@ from pathlib import Path
 from metantk_plugin.commands._runner import check_writable, command, print_run_summary, refuse_overwrite
 from metantk_plugin.data.sources import parse_data_spec
 from metantk_plugin.memory import check_fits, kernel_run_bytes
-from metantk_plugin.proxies import available_proxies
-from metantk_plugin.proxies.population import POPULATION_PROXIES
+from metantk_plugin.proxies import available_proxies, resolve_proxy
 from metantk_plugin.scoring.architectures import select_architectures
 from metantk_plugin.scoring.executors import EXECUTORS
 from metantk_plugin.scoring.run import score_architectures
@@ -45,7 +44,8 @@ population proxies (ranked within the run, from other columns): {population}
 
 def add_parser(subparsers) -> None:
     proxies = ", ".join(available_proxies())
-    population = ", ".join(f"{n} (from {' and '.join(p.inputs)})" for n, p in POPULATION_PROXIES.items())
+    population = ", ".join(f"{n} (from {' and '.join(resolve_proxy(n).inputs)})"
+                           for n in available_proxies("population"))
     p = subparsers.add_parser(
         "score",
         help="score architectures with zero-cost proxies into a resumable HDF5 file",
@@ -104,7 +104,7 @@ _NTK_PROXIES = {"metantk", "metantk_anil", "ntk_cond"}  # the proxies that build
 
 def _proxies(text: str) -> tuple[str, ...]:
     if text == "all":
-        return (*available_proxies(), *POPULATION_PROXIES)
+        return tuple(available_proxies("all"))
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
