@@ -28,7 +28,6 @@ import torch
 
 from metantk_plugin import __version__
 from metantk_plugin.proxies import available_proxies
-from metantk_plugin.proxies.population import POPULATION_PROXIES
 from metantk_plugin.scoring.architectures import select_architectures
 from metantk_plugin.scoring.correlation import oriented, spearman, spearman_difference
 from metantk_plugin.scoring.report import correlate_score_file, format_table
@@ -44,7 +43,7 @@ RESULTS = REPO / "benchmarks" / "results"
 
 def settings_from_config(config: dict) -> ScoreSettings:
     proxies = config["proxies"]
-    proxies = (*available_proxies(), *POPULATION_PROXIES) if proxies == "all" else tuple(proxies)
+    proxies = tuple(available_proxies("all")) if proxies == "all" else tuple(proxies)
     return ScoreSettings(
         proxies=proxies, space=config["space"], data=config["data"].format(shared=SHARED),
         n_tasks=config["tasks"], ways=config["ways"], shots=config["shots"], queries=config["queries"],

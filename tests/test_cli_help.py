@@ -36,8 +36,7 @@ def test_help_imports_nothing_heavy(argv):
 
 
 def test_the_names_the_parsers_offer_are_those_of_the_package():
-    from metantk_plugin.proxies import available_proxies, get_proxy
-    from metantk_plugin.proxies.population import POPULATION_PROXIES
+    from metantk_plugin.proxies import available_proxies, get_proxy, resolve_proxy
     from metantk_plugin.scoring import architectures, executors, settings
     from metantk_plugin.search.pruning import INDICATORS
     from metantk_plugin.search.spaces import SEARCH_SPACES
@@ -52,9 +51,9 @@ def test_the_names_the_parsers_offer_are_those_of_the_package():
     assert vocabulary.DTYPES == settings.DTYPES
     assert vocabulary.NETWORK_NORMS == settings.NETWORK_NORMS
     assert vocabulary.KERNEL_PROXIES == settings.KERNEL_PROXIES
-    builtin = [n for n in available_proxies() if get_proxy(n).compute.__module__.startswith("metantk_plugin.")]
+    builtin = [n for n in available_proxies() if get_proxy(n).function.__module__.startswith("metantk_plugin.")]
     assert list(vocabulary.BUILTIN_PROXIES) == builtin
-    assert vocabulary.POPULATION_INPUTS == {name: p.inputs for name, p in POPULATION_PROXIES.items()}
+    assert vocabulary.POPULATION_INPUTS == {n: resolve_proxy(n).inputs for n in available_proxies("population")}
     assert (vocabulary.SPLITS, vocabulary.EPOCHS) == (nasbench201.SPLITS, nasbench201.EPOCHS)
     assert vocabulary.CSV_ENV_VAR == CSV_ENV_VAR
 

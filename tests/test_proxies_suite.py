@@ -12,8 +12,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from metantk_plugin.proxies import available_proxies, compute_proxy, get_proxy
-from metantk_plugin.proxies.population import POPULATION_PROXIES, population_proxy, te_nas_scores
+from metantk_plugin.proxies import PopulationProxy, available_proxies, compute_proxy, get_proxy, resolve_proxy
+from metantk_plugin.proxies.population import population_proxy, te_nas_scores
+from metantk_plugin.proxies.registry import check_proxy_options
 from metantk_plugin.spaces.nasbench201 import build_network
 from metantk_plugin.tasks import TaskBatch, synthetic_tasks
 
@@ -59,6 +60,39 @@ def test_registry_holds_the_whole_suite_with_the_documented_signs():
     assert population_proxy("te_nas").higher_is_better and "te_nas" not in available_proxies()
     with pytest.raises(ValueError, match="unknown population proxy 'nope'"):
         population_proxy("nope")
+
+
+def test_one_lookup_answers_for_network_and_population_proxies():
+    te_nas, synflow = resolve_proxy("te_nas"), resolve_proxy("synflow")
+    assert isinstance(te_nas, PopulationProxy) and te_nas is population_proxy("te_nas")
+    assert (te_nas.kind, te_nas.higher_is_better) == ("population", True)
+    assert te_nas.columns == te_nas.inputs == ("ntk_cond", "linear_regions")
+    assert synflow is get_proxy("synflow") and (synflow.kind, synflow.columns) == ("network", ("synflow",))
+    assert available_proxies("population") == ["te_nas"]
+    assert available_proxies("all") == [*available_proxies(), "te_nas"]  # network proxies first, as before
+    with pytest.raises(ValueError, match="unknown proxy 'nope'; available: .*synflow, te_nas, zen"):
+        resolve_proxy("nope")
+    with pytest.raises(ValueError, match="unknown proxy 'te_nas'; available: .*synflow, zen$"):
+        get_proxy("te_nas")  # compute_proxy scores single networks only
+    with pytest.raises(ValueError, match="unknown population proxy 'synflow'; available: te_nas$"):
+        population_proxy("synflow")
+    with pytest.raises(ValueError, match="kind must be one of network, population or all"):
+        available_proxies("per-network")
+    check_proxy_options("te_nas", {})
+    with pytest.raises(ValueError, match="proxy 'te_nas' has no option 'k'; its options: none"):
+        check_proxy_options("te_nas", {"k": 1})
+    with pytest.raises(ValueError, match="proxy 'synflow' has no option 'k'; its options: none"):
+        check_proxy_options("synflow", {"k": 1})
+
+
+def test_population_proxies_mapping_still_imports_with_a_deprecation_warning():
+    from metantk_plugin.proxies import population
+
+    with pytest.warns(DeprecationWarning, match="POPULATION_PROXIES is deprecated; use .*resolve_proxy"):
+        mapping = population.POPULATION_PROXIES
+    assert dict(mapping) == {"te_nas": population_proxy("te_nas")}
+    with pytest.raises(AttributeError, match="no attribute 'NOPE'"):
+        population.NOPE  # noqa: B018
 
 
 @pytest.mark.parametrize("name", sorted(SUITE))
@@ -204,6 +238,6 @@ def test_te_nas_ranks_a_population():
     regions = np.array([3.0, 1.0, 7.0, 3.0])
     # r(-kappa) = [2, 4, 1, 3]; r(regions) = [2.5, 1, 4, 2.5]
     assert te_nas_scores({"ntk_cond": kappa, "linear_regions": regions}).tolist() == [4.5, 5.0, 5.0, 5.5]
-    assert POPULATION_PROXIES["te_nas"].inputs == ("ntk_cond", "linear_regions")
+    assert population_proxy("te_nas").inputs == ("ntk_cond", "linear_regions")
     with pytest.raises(ValueError, match="equal 1-D arrays"):
         te_nas_scores({"ntk_cond": kappa, "linear_regions": regions[:2]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import subprocess
 import sys
 import textwrap
 
@@ -11,7 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from metantk_plugin.proxies import MetaNTK, available_proxies, compute_proxy, get_proxy, register_proxy
+from metantk_plugin.proxies import (
+    MetaNTK,
+    available_proxies,
+    compute_proxy,
+    get_proxy,
+    register_population_proxy,
+    register_proxy,
+)
 from metantk_plugin.proxies import registry as registry_module
 from metantk_plugin.proxies.te_nas import linear_region_count
 from metantk_plugin.tasks import TaskBatch, synthetic_tasks
@@ -141,6 +149,56 @@ def test_registry_survives_reimport_and_refuses_conflicts():
         register_proxy("metantk", higher_is_better=True)(impostor)
     with pytest.raises(ValueError, match="must be identifiers"):
         register_proxy("bad name", higher_is_better=True)
+    with pytest.raises(ValueError, match="'te_nas' is already registered by metantk_plugin.proxies.population"):
+        register_population_proxy("te_nas", inputs=("metantk",), higher_is_better=True)(impostor)
+    with pytest.raises(ValueError, match="'synflow' is already registered by metantk_plugin.proxies.synflow"):
+        register_population_proxy("synflow", inputs=("metantk",), higher_is_better=True)(impostor)
+
+
+def test_builtins_register_on_import_and_entry_points_load_on_demand():
+    code = textwrap.dedent("""
+        import metantk_plugin.proxies
+        from metantk_plugin.proxies import registry
+        print(sorted(registry._REGISTRY), registry._entry_points_loaded)
+        registry.get_proxy("synflow"), registry.resolve_proxy("te_nas")
+        print(registry._entry_points_loaded)
+        try:
+            registry.resolve_proxy("nope")
+        except ValueError:
+            print(registry._entry_points_loaded)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert "'synflow'" in out[0] and "'te_nas'" in out[0] and "'metantk'" in out[0] and out[0].endswith("False")
+    assert out[1:3] == ["False", "True"]
+
+
+def test_the_registry_scores_a_working_copy():
+    seen = []
+
+    @register_proxy("zeroing_probe", higher_is_better=True)
+    def zeroing_probe(network, tasks, *, seed=0):
+        '''Zeroes every weight of the network it is given.'''
+        seen.append(network)
+        with torch.no_grad():
+            for p in network.parameters():
+                p.zero_()
+        assert all(p.requires_grad and p.grad is None for p in network.parameters())
+        return 1.0
+
+    net = Backbone()
+    net.classifier.weight.requires_grad_(False)
+    net.classifier.bias.grad = torch.ones_like(net.classifier.bias)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    try:
+        assert compute_proxy("zeroing_probe", net, synthetic_tasks(image_size=8)) == 1.0
+    finally:
+        registry_module._REGISTRY.pop("zeroing_probe", None)
+    assert seen[0] is not net and all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    assert not net.classifier.weight.requires_grad and torch.equal(net.classifier.bias.grad, torch.ones(10))
+    batchnorm = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 5))
+    with pytest.raises(ValueError, match="BatchNorm2d in training mode"):
+        compute_proxy("metantk", batchnorm, synthetic_tasks(image_size=8))
+    assert batchnorm[1].num_batches_tracked == 0 and torch.equal(batchnorm[1].running_mean, torch.zeros(4))
 
 
 def test_plugins_are_discovered_through_entry_points(tmp_path, monkeypatch):

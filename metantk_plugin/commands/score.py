@@ -99,10 +99,9 @@ _NTK_PROXIES = {"metantk", "metantk_anil", "ntk_cond"}  # the proxies that build
 
 def _proxies(text: str) -> tuple[str, ...]:
     from metantk_plugin.proxies import available_proxies
-    from metantk_plugin.proxies.population import POPULATION_PROXIES
 
     if text == "all":
-        return (*available_proxies(), *POPULATION_PROXIES)
+        return tuple(available_proxies("all"))
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 

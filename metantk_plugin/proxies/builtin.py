@@ -1,8 +1,9 @@
-"""Registers the built-in proxies (imported by the registry on first use): the kernel
-proxies here, and the NAS-Bench-Suite-Zero set through the modules imported below.
+"""Registers the built-in proxies (imported by :mod:`metantk_plugin.proxies`): the kernel
+proxies here, the NAS-Bench-Suite-Zero set and the population proxies through the modules
+imported below.
 
-Every proxy leaves the caller's network as it found it (weights, buffers, gradients,
-``requires_grad`` flags and train/eval mode)."""
+Each runs on the registry's working copy of the caller's network, so the caller's network
+keeps its weights, buffers, gradients, ``requires_grad`` flags and train/eval mode."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import math
 
 from torch import nn
 
-from metantk_plugin.proxies import gradient_saliency, jacobian, size, synflow, zen  # noqa: F401  (register)
-from metantk_plugin.proxies._network import task_data, working_copy
+from metantk_plugin.proxies import gradient_saliency, jacobian, population, size, synflow, zen  # noqa: F401  (register)
+from metantk_plugin.proxies._network import task_data
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.proxies.te_nas import linear_region_count, ntk_condition_number
@@ -47,5 +48,4 @@ def ntk_cond(network: nn.Module, tasks: TaskBatch, *, seed: int = 0, backend: st
 @register_proxy("linear_regions", higher_is_better=True)
 def linear_regions(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """TE-NAS: distinct ReLU activation patterns over all task images (higher is better)."""
-    net = working_copy(network)
-    return float(linear_region_count(net, task_data(net, tasks)[0]))
+    return float(linear_region_count(network, task_data(network, tasks)[0]))

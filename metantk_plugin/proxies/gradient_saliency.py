@@ -28,7 +28,6 @@ from metantk_plugin.proxies._network import (
     layer_weights,
     task_data,
     weight_layers,
-    working_copy,
 )
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
@@ -42,10 +41,9 @@ def _loss(net: nn.Module, tasks: TaskBatch) -> torch.Tensor:
 
 
 def _weights_and_gradients(network: nn.Module, tasks: TaskBatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    net = working_copy(network)
-    weights = layer_weights(net)
+    weights = layer_weights(network)
     with torch.enable_grad():
-        grads = gradients(_loss(net, tasks), weights)
+        grads = gradients(_loss(network, tasks), weights)
     return [w.detach() for w in weights], grads
 
 
@@ -73,10 +71,9 @@ def plain(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
 @register_proxy("grasp", higher_is_better=True)
 def grasp(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """GraSP: Σ −W ⊙ Hg, the Hessian-gradient product with g = ∂L/∂W (higher is better)."""
-    net = working_copy(network)
-    weights = layer_weights(net)
+    weights = layer_weights(network)
     with torch.enable_grad():
-        loss = _loss(net, tasks)
+        loss = _loss(network, tasks)
         first = gradients(loss, weights, create_graph=True)
         z = sum((gf * gf.detach()).sum() for gf in first)
         hg = gradients(z, weights) if z.requires_grad else [torch.zeros_like(w) for w in weights]
@@ -87,8 +84,7 @@ def grasp(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
 def fisher(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """Fisher channel saliency ½ mean_n(Σ a ⊙ ∂L/∂a)² per output channel, weighted by the
     layer's fan-in and summed (higher is better)."""
-    net = working_copy(network)
-    layers = weight_layers(net)
+    layers = weight_layers(network)
     if not layers:
         raise ValueError("the network has no Conv2d or Linear layer, so there are no channels to score")
     calls: list[tuple[nn.Module, torch.Tensor]] = []
@@ -99,7 +95,7 @@ def fisher(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     handles = [m.register_forward_hook(hook) for m in layers]
     try:
         with torch.enable_grad():
-            loss = _loss(net, tasks)
+            loss = _loss(network, tasks)
             grads = gradients(loss, [a for _, a in calls])
     finally:
         for h in handles:

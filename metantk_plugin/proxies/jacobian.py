@@ -22,7 +22,7 @@ import itertools
 import torch
 from torch import nn
 
-from metantk_plugin.proxies._network import logits_of, task_data, working_copy
+from metantk_plugin.proxies._network import logits_of, task_data
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
 
@@ -46,9 +46,8 @@ def input_jacobian(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
 @register_proxy("jacov", higher_is_better=True)
 def jacov(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """Jacobian covariance: −Σ[log(λ+ε) + 1/(λ+ε)] over the eigenvalues of corrcoef(J) (higher is better)."""
-    net = working_copy(network)
-    x, _ = task_data(net, tasks)
-    corr = torch.corrcoef(input_jacobian(net, x))
+    x, _ = task_data(network, tasks)
+    corr = torch.corrcoef(input_jacobian(network, x))
     if not torch.isfinite(corr).all():
         return float("nan")
     lam = torch.linalg.eigvalsh(corr)
@@ -58,9 +57,8 @@ def jacov(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
 @register_proxy("epe_nas", higher_is_better=True)
 def epe_nas(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """EPE-NAS: per-label Jacobian correlation scores, combined over labels (higher is better)."""
-    net = working_copy(network)
-    x, y = task_data(net, tasks)
-    jac = input_jacobian(net, x)
+    x, y = task_data(network, tasks)
+    jac = input_jacobian(network, x)
     n_classes = tasks.ways
     per_class = []
     for c in range(n_classes):
@@ -80,9 +78,8 @@ def epe_nas(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
 @register_proxy("nwot", higher_is_better=True)
 def nwot(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """NASWOT: log|det K| of the Hamming-similarity kernel of the ReLU codes (higher is better)."""
-    net = working_copy(network)
-    x, _ = task_data(net, tasks)
-    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+    x, _ = task_data(network, tasks)
+    relus = [m for m in network.modules() if isinstance(m, nn.ReLU)]
     if not relus:
         raise ValueError("the network has no nn.ReLU module, so it has no activation codes for nwot")
     n = x.shape[0]
@@ -96,7 +93,7 @@ def nwot(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     handles = [m.register_forward_hook(hook) for m in relus]
     try:
         with torch.no_grad():
-            net(x)
+            network(x)
     finally:
         for h in handles:
             h.remove()

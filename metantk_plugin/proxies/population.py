@@ -8,36 +8,37 @@ the n architectures of a run, with r(·) the ascending rank 1..n (ties averaged)
 
 so the architecture with the best condition number and the most linear regions gets the
 highest score (2n). Higher is better; it changes when the population changes, so it is
-not a per-network proxy and the registry of :mod:`metantk_plugin.proxies.registry` does
-not hold it. ``metantk score --proxies te_nas`` scores its two inputs and
+registered as a population proxy (:func:`~metantk_plugin.proxies.registry.resolve_proxy`
+answers for it; :func:`~metantk_plugin.proxies.registry.compute_proxy` does not score it).
+``metantk score --proxies te_nas`` scores its two inputs and
 :func:`metantk_plugin.scoring.store.read_scores` adds the column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import warnings
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["POPULATION_PROXIES", "PopulationProxy", "population_proxy", "te_nas_scores"]
+from metantk_plugin.proxies.registry import (
+    POPULATION,
+    PopulationProxy,
+    available_proxies,
+    population_proxy,
+    register_population_proxy,
+)
+
+__all__ = ["PopulationProxy", "population_proxy", "te_nas_scores"]
 
 
-@dataclass(frozen=True)
-class PopulationProxy:
-    """A score of each architecture relative to a population, from the columns ``inputs``."""
-
-    name: str
-    inputs: tuple[str, ...]
-    combine: Callable[[Mapping[str, np.ndarray]], np.ndarray]
-    higher_is_better: bool
-    summary: str
-
-
+@register_population_proxy("te_nas", inputs=("ntk_cond", "linear_regions"), higher_is_better=True)
 def te_nas_scores(columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    """``r(−ntk_cond) + r(linear_regions)`` for the arrays in ``columns`` (float64 ``[n]``).
+    """TE-NAS: rank of −ntk_cond plus rank of linear_regions within the run (higher is better).
 
+    ``r(−ntk_cond) + r(linear_regions)`` for the arrays in ``columns`` (float64 ``[n]``).
     A NaN input ranks lowest (NaN condition numbers do not occur: they are mapped to inf)."""
     kappa = np.asarray(columns["ntk_cond"], dtype=np.float64)
     regions = np.asarray(columns["linear_regions"], dtype=np.float64)
@@ -50,17 +51,12 @@ def _rank(values: np.ndarray) -> np.ndarray:
     return rankdata(np.where(np.isnan(values), -np.inf, values), method="average")
 
 
-POPULATION_PROXIES: dict[str, PopulationProxy] = {
-    "te_nas": PopulationProxy(
-        "te_nas", ("ntk_cond", "linear_regions"), te_nas_scores, True,
-        "TE-NAS: rank of −ntk_cond plus rank of linear_regions within the run (higher is better)",
-    ),
-}
-
-
-def population_proxy(name: str) -> PopulationProxy:
-    """The population proxy ``name``; a ValueError lists the known ones."""
-    try:
-        return POPULATION_PROXIES[name]
-    except KeyError:
-        raise ValueError(f"unknown population proxy {name!r}; available: {', '.join(POPULATION_PROXIES)}") from None
+def __getattr__(name: str) -> object:
+    if name == "POPULATION_PROXIES":
+        warnings.warn(
+            "metantk_plugin.proxies.population.POPULATION_PROXIES is deprecated; use "
+            "metantk_plugin.proxies.resolve_proxy or available_proxies('population') instead",
+            DeprecationWarning, stacklevel=2,
+        )
+        return MappingProxyType({n: population_proxy(n) for n in available_proxies(POPULATION)})
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

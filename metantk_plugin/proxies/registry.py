@@ -1,15 +1,25 @@
-"""A registry of zero-cost proxies keyed by name.
+"""One registry of zero-cost proxies keyed by name, holding proxies of two kinds.
 
-A proxy is a function ``fn(network, tasks: TaskBatch, *, seed: int = 0, **options) -> float``
-returning its raw score. Each declares whether a higher raw score is better; the
-registry's :meth:`Proxy.oriented` view is always higher-is-better (for ranking, and for
-NNI, which maximises).
+- A *network* proxy (:class:`Proxy`) scores one network:
+  ``fn(network, tasks: TaskBatch, *, seed: int = 0, **options) -> float`` returns its raw
+  score. The registry calls ``fn`` on a working copy of the caller's network (a deep copy
+  with every parameter trainable and no gradients, in the caller's train/eval mode), so a
+  proxy may change it freely and the caller's network is never touched.
+- A *population* proxy (:class:`PopulationProxy`) scores every architecture of a run
+  against the others: ``combine({column: float64 [n]}) -> float64 [n]`` from the
+  network-proxy columns ``inputs`` of the run's n architectures.
 
-Registering the same function again (a module imported twice, or reloaded) replaces
-the entry silently; registering a *different* function under a taken name raises.
-Third-party packages add proxies through the entry-point group
-``metantk_plugin.proxies``: each entry point names a module (imported, so its
-decorators run) or a callable that registers its proxies when called.
+Each declares whether a higher raw score is better; :meth:`Proxy.oriented` maps a raw
+score so that higher is always better (for ranking, and for NNI, which maximises).
+:func:`resolve_proxy` answers for either kind; :func:`get_proxy` and
+:func:`population_proxy` for one kind.
+
+The built-in proxies register when :mod:`metantk_plugin.proxies` imports. Registering
+the same function again (a module imported twice, or reloaded) replaces the entry
+silently; registering a *different* function under a taken name raises. Third-party
+packages add proxies through the entry-point group ``metantk_plugin.proxies``: each entry
+point names a module (imported, so its decorators run) or a callable that registers its
+proxies when called; they load on the first listing or lookup of an unregistered name.
 """
 
 from __future__ import annotations
@@ -21,25 +31,41 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import ClassVar, Union
 
+import numpy as np
 import torch
 
+from metantk_plugin.proxies._network import working_copy
 from metantk_plugin.tasks import TaskBatch
 from metantk_plugin.user_input import quoted
 
 __all__ = [
+    "AnyProxy",
     "ENTRY_POINT_GROUP",
+    "NETWORK",
+    "POPULATION",
+    "PROXY_KINDS",
+    "PopulationFunction",
+    "PopulationProxy",
     "Proxy",
     "ProxyFunction",
     "available_proxies",
     "check_proxy_options",
     "compute_proxy",
     "get_proxy",
+    "population_proxy",
+    "register_population_proxy",
     "register_proxy",
+    "resolve_proxy",
 ]
 
 ENTRY_POINT_GROUP = "metantk_plugin.proxies"
+NETWORK = "network"
+POPULATION = "population"
+PROXY_KINDS = (NETWORK, POPULATION)
 ProxyFunction = Callable[..., float]
+PopulationFunction = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
 
 def _negate(value: float) -> float:
@@ -52,26 +78,104 @@ def _identity(value: float) -> float:
 
 @dataclass(frozen=True)
 class Proxy:
-    """A registered proxy: ``compute(network, tasks, *, seed, **options) -> float``."""
+    """A network proxy: :meth:`compute` ``(network, tasks, *, seed, **options) -> float``
+    calls ``function`` on a working copy of ``network``."""
 
     name: str
-    compute: ProxyFunction
+    function: ProxyFunction
     higher_is_better: bool
     uses_data: bool = True
     summary: str = ""
     orient: Callable[[float], float] = field(default=_identity, repr=False)
+    kind: ClassVar[str] = NETWORK
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The per-network score columns this proxy needs: its own."""
+        return (self.name,)
+
+    def compute(self, network: torch.nn.Module, tasks: TaskBatch, *, seed: int = 0, **options) -> float:
+        """Raw score of ``network`` on ``tasks``, computed on a working copy of ``network``."""
+        return self.function(working_copy(network), tasks, seed=seed, **options)
 
     def oriented(self, value: float) -> float:
         """The raw ``value`` mapped so that higher is better (NaN stays NaN)."""
         return float(self.orient(float(value)))
 
+    def check_options(self, options: Mapping[str, object]) -> None:
+        """ValueError unless every entry of ``options`` is a keyword option of ``function``
+        whose value has the type of the option's default (a real number, not NaN, where the
+        default is a float), so that bad options are refused before any network is scored."""
+        parameters = inspect.signature(self.function).parameters
+        known = {n: p for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY and n != "seed"}
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        for option, value in options.items():
+            if option not in known:
+                if open_ended:
+                    continue
+                raise ValueError(
+                    f"proxy {self.name!r} has no option {quoted(option)}; its options: {', '.join(known) or 'none'}"
+                )
+            default = known[option].default
+            expected = _expected_type(default)
+            if expected is not None and not expected[1](value):
+                raise ValueError(
+                    f"option {self.name}.{option} must be {expected[0]} (default {default!r}), got {quoted(value)}"
+                )
 
-_REGISTRY: dict[str, Proxy] = {}
+
+@dataclass(frozen=True)
+class PopulationProxy:
+    """A score of each architecture relative to a population, ``combine`` of the columns ``inputs``."""
+
+    name: str
+    inputs: tuple[str, ...]
+    combine: PopulationFunction
+    higher_is_better: bool
+    summary: str
+    kind: ClassVar[str] = POPULATION
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The per-network score columns this proxy needs: its ``inputs``."""
+        return self.inputs
+
+    def check_options(self, options: Mapping[str, object]) -> None:
+        """ValueError for any option: a population proxy has none."""
+        for option in options:
+            raise ValueError(f"proxy {self.name!r} has no option {quoted(option)}; its options: none")
+
+
+AnyProxy = Union[Proxy, PopulationProxy]
+_REGISTRY: dict[str, AnyProxy] = {}
 _entry_points_loaded = False
 
 
 def _origin(fn: Callable) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _function(proxy: AnyProxy) -> Callable:
+    return proxy.function if isinstance(proxy, Proxy) else proxy.combine
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"proxy names must be identifiers such as 'grad_norm', got {name!r}")
+
+
+def _register(proxy: AnyProxy) -> None:
+    existing = _REGISTRY.get(proxy.name)
+    if existing is not None and _origin(_function(existing)) != _origin(_function(proxy)):
+        raise ValueError(
+            f"proxy {proxy.name!r} is already registered by {_origin(_function(existing))}; "
+            f"refusing to replace it with {_origin(_function(proxy))}"
+        )
+    _REGISTRY[proxy.name] = proxy
+
+
+def _summary(fn: Callable) -> str:
+    return (fn.__doc__ or "").strip().split("\n")[0]
 
 
 def register_proxy(
@@ -81,30 +185,34 @@ def register_proxy(
     uses_data: bool = True,
     orient: Callable[[float], float] | None = None,
 ) -> Callable[[ProxyFunction], ProxyFunction]:
-    """Decorator registering ``fn`` under ``name``. ``orient`` maps a raw score to a
-    higher-is-better value (default: identity, or negation when lower is better)."""
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"proxy names must be identifiers such as 'grad_norm', got {name!r}")
+    """Decorator registering the network proxy ``fn`` under ``name``. ``orient`` maps a raw
+    score to a higher-is-better value (default: identity, or negation when lower is better)."""
+    _check_name(name)
 
     def decorator(fn: ProxyFunction) -> ProxyFunction:
-        existing = _REGISTRY.get(name)
-        if existing is not None and _origin(existing.compute) != _origin(fn):
-            raise ValueError(
-                f"proxy {name!r} is already registered by {_origin(existing.compute)}; "
-                f"refusing to replace it with {_origin(fn)}"
-            )
-        summary = (fn.__doc__ or "").strip().split("\n")[0]
         default = _identity if higher_is_better else _negate
-        _REGISTRY[name] = Proxy(name, fn, higher_is_better, uses_data, summary, orient or default)
+        _register(Proxy(name, fn, higher_is_better, uses_data, _summary(fn), orient or default))
         return fn
 
     return decorator
 
 
-def _load_builtin_and_entry_points() -> None:
-    global _entry_points_loaded
-    import metantk_plugin.proxies.builtin  # noqa: F401  (registers the built-in proxies)
+def register_population_proxy(
+    name: str, *, inputs: tuple[str, ...], higher_is_better: bool
+) -> Callable[[PopulationFunction], PopulationFunction]:
+    """Decorator registering ``combine`` as the population proxy ``name`` of the network-proxy
+    columns ``inputs``."""
+    _check_name(name)
 
+    def decorator(combine: PopulationFunction) -> PopulationFunction:
+        _register(PopulationProxy(name, tuple(inputs), combine, higher_is_better, _summary(combine)))
+        return combine
+
+    return decorator
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
@@ -121,46 +229,53 @@ def _load_builtin_and_entry_points() -> None:
             warnings.warn(f"could not load proxy plugin {ep.name!r} ({ep.value}): {exc}", RuntimeWarning, stacklevel=2)
 
 
-def available_proxies() -> list[str]:
-    """Names of all registered proxies (built-ins and plugins), sorted."""
-    _load_builtin_and_entry_points()
-    return sorted(_REGISTRY)
+def available_proxies(kind: str = NETWORK) -> list[str]:
+    """Names of the registered proxies (built-ins and plugins) of ``kind``, sorted:
+    ``'network'`` (what :func:`compute_proxy` scores), ``'population'``, or ``'all'``
+    (the network proxies, then the population proxies)."""
+    if kind != "all" and kind not in PROXY_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PROXY_KINDS)} or all, got {kind!r}")
+    _load_entry_points()
+    kinds = PROXY_KINDS if kind == "all" else (kind,)
+    return [name for k in kinds for name in sorted(n for n, p in _REGISTRY.items() if p.kind == k)]
+
+
+def _lookup(name: str, kind: str | None, what: str) -> AnyProxy:
+    if name not in _REGISTRY:
+        _load_entry_points()
+    proxy = _REGISTRY.get(name)
+    if proxy is None or kind not in (None, proxy.kind):
+        known = sorted(n for n, p in _REGISTRY.items() if kind in (None, p.kind))
+        raise ValueError(f"unknown {what} {name!r}; available: {', '.join(known)}")
+    return proxy
+
+
+def resolve_proxy(name: str) -> AnyProxy:
+    """The proxy registered under ``name``, of either kind; a ValueError lists every known name."""
+    return _lookup(name, None, "proxy")
 
 
 def get_proxy(name: str) -> Proxy:
-    """The proxy registered under ``name``; a ValueError lists the known names."""
-    _load_builtin_and_entry_points()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown proxy {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+    """The network proxy registered under ``name``; a ValueError lists the known ones."""
+    return _lookup(name, NETWORK, "proxy")
+
+
+def population_proxy(name: str) -> PopulationProxy:
+    """The population proxy registered under ``name``; a ValueError lists the known ones."""
+    return _lookup(name, POPULATION, "population proxy")
 
 
 def check_proxy_options(name: str, options: Mapping[str, object]) -> None:
-    """ValueError unless every entry of ``options`` is a keyword option of proxy ``name``
-    whose value has the type of the option's default (a real number, not NaN, where the
-    default is a float), so that bad options are refused before any network is scored."""
-    parameters = inspect.signature(get_proxy(name).compute).parameters
-    known = {n: p for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY and n != "seed"}
-    open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    for option, value in options.items():
-        if option not in known:
-            if open_ended:
-                continue
-            raise ValueError(
-                f"proxy {name!r} has no option {quoted(option)}; its options: {', '.join(known) or 'none'}"
-            )
-        default = known[option].default
-        expected = _expected_kind(default)
-        if expected is not None and not expected[1](value):
-            raise ValueError(f"option {name}.{option} must be {expected[0]} (default {default!r}), got {quoted(value)}")
+    """``check_options`` of the proxy ``name`` (of either kind): a ValueError for an
+    unknown option or a value of the wrong type."""
+    resolve_proxy(name).check_options(options)
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
-_KINDS = (  # (type of the default, what a value must be, test)
+_OPTION_TYPES = (  # (type of the default, what a value must be, test)
     (bool, "true or false", lambda v: isinstance(v, bool)),
     (int, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
     (float, "a number (not NaN)", _is_number),
@@ -168,15 +283,15 @@ _KINDS = (  # (type of the default, what a value must be, test)
 )
 
 
-def _expected_kind(default: object) -> tuple[str, Callable[[object], bool]] | None:
-    for kind, words, test in _KINDS:
-        if type(default) is kind:
+def _expected_type(default: object) -> tuple[str, Callable[[object], bool]] | None:
+    for option_type, words, test in _OPTION_TYPES:
+        if type(default) is option_type:
             return words, test
     return None
 
 
 def compute_proxy(name: str, network: torch.nn.Module, tasks: TaskBatch, *, seed: int = 0, **options) -> float:
-    """Raw score of proxy ``name`` for ``network`` on ``tasks``."""
+    """Raw score of the network proxy ``name`` for ``network`` on ``tasks`` (on a working copy)."""
     proxy = get_proxy(name)
     value = float(proxy.compute(network, tasks, seed=seed, **options))
     if math.isnan(value):

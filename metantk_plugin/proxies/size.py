@@ -2,7 +2,7 @@
 
     params  = number of parameters of the network (all of them, frozen ones included)
     flops   = multiply-accumulates of every Conv2d and Linear call in one forward pass of
-              a single image of the tasks' shape [1, C, H, W] (in eval mode, on a copy):
+              a single image of the tasks' shape [1, C, H, W] (in eval mode):
               Conv2d: output elements x (in_channels / groups) x kh x kw; Linear: outputs x in_features
     l2_norm = Σ_l ‖W_l‖_F over the Conv2d and Linear weights
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from metantk_plugin.proxies._network import device_dtype, layer_weights, weight_layers, working_copy
+from metantk_plugin.proxies._network import device_dtype, layer_weights, weight_layers
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
 
@@ -30,8 +30,8 @@ def params(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
 @register_proxy("flops", higher_is_better=True, uses_data=False)
 def flops(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """Multiply-accumulates of the Conv2d and Linear layers for one image (higher is better)."""
-    net = working_copy(network).eval()
-    layers = weight_layers(net)
+    network.eval()
+    layers = weight_layers(network)
     total = 0
 
     def hook(module, inputs, output):
@@ -43,10 +43,10 @@ def flops(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
             total += output.numel() * module.in_features
 
     handles = [m.register_forward_hook(hook) for m in layers]
-    device, dtype = device_dtype(net)
+    device, dtype = device_dtype(network)
     try:
         with torch.no_grad():
-            net(torch.zeros((1, *tasks.input_shape), device=device, dtype=dtype))
+            network(torch.zeros((1, *tasks.input_shape), device=device, dtype=dtype))
     finally:
         for h in handles:
             h.remove()

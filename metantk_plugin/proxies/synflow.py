@@ -21,7 +21,6 @@ from metantk_plugin.proxies._network import (
     layer_weights,
     logits_of,
     strip_normalisation,
-    working_copy,
 )
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
@@ -32,7 +31,7 @@ __all__ = ["synflow"]
 @register_proxy("synflow", higher_is_better=True, uses_data=False)
 def synflow(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """Synaptic flow Σ|W ⊙ ∂R/∂W| of the |W|-network on an all-ones input, norms removed (higher is better)."""
-    net = strip_normalisation(working_copy(network)).double().eval()
+    net = strip_normalisation(network).double().eval()
     with torch.no_grad():
         for p in net.parameters():
             p.abs_()

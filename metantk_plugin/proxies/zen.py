@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from metantk_plugin.kernels import split_output
-from metantk_plugin.proxies._network import NORM_LAYERS, WEIGHT_LAYERS, device_dtype, working_copy
+from metantk_plugin.proxies._network import NORM_LAYERS, WEIGHT_LAYERS, device_dtype
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
 
@@ -47,10 +47,9 @@ def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
 @register_proxy("zen", higher_is_better=True, uses_data=False)
 def zen(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
     """Zen-score log Δ + Σ_BN log σ of the Gaussian-initialised network on Gaussian inputs (higher is better)."""
-    net = working_copy(network)
     gen = torch.Generator().manual_seed(seed)
-    _gaussian_init(net, gen)
-    device, dtype = device_dtype(net)
+    _gaussian_init(network, gen)
+    device, dtype = device_dtype(network)
     shape = (tasks.n_tasks * (tasks.n_query + tasks.n_support), *tasks.input_shape)
     x = torch.randn(shape, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
     eps = torch.randn(shape, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
@@ -68,8 +67,8 @@ def zen(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
             dims = [d for d in range(inp.dim()) if d != 1]
             bn_scales.append(0.5 * math.log(float(inp.var(dim=dims, unbiased=False).mean()) + module.eps))
 
-    pools = [m for m in net.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    pools = [m for m in network.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
+    bns = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     handles = [m.register_forward_hook(pool_hook) for m in pools[-1:]]
     handles += [m.register_forward_hook(bn_hook) for m in bns]
     try:
@@ -77,7 +76,7 @@ def zen(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
             features = []
             for batch in (x, x + _MIXUP * eps):
                 pooled.clear()
-                out_features, _ = split_output(net(batch))
+                out_features, _ = split_output(network(batch))
                 features.append(pooled[-1] if pooled else out_features)
                 recording["bn"] = False
     finally:

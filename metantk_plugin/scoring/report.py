@@ -72,11 +72,9 @@ def parse_datasets(text: str) -> list[str]:
 def proxy_directions(names: Sequence[str]) -> dict[str, bool]:
     """``{name: higher_is_better}`` of registered and population proxies (e.g. the columns
     of a CSV exported by ``metantk score --csv``)."""
-    from metantk_plugin.proxies import get_proxy
-    from metantk_plugin.proxies.population import POPULATION_PROXIES
+    from metantk_plugin.proxies import resolve_proxy
 
-    return {n: POPULATION_PROXIES[n].higher_is_better if n in POPULATION_PROXIES else get_proxy(n).higher_is_better
-            for n in names}
+    return {n: resolve_proxy(n).higher_is_better for n in names}
 
 
 def fewshot_targets(table: pd.DataFrame, data: str) -> dict[str, pd.Series]:

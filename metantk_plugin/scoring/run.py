@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 
 from metantk_plugin.data.sources import task_sampler_from_spec
-from metantk_plugin.proxies import compute_proxy
-from metantk_plugin.proxies.population import POPULATION_PROXIES
+from metantk_plugin.proxies.registry import POPULATION, compute_proxy, resolve_proxy
 from metantk_plugin.scoring.architectures import build_architecture, canonical_architecture
 from metantk_plugin.scoring.executors import make_executor
 from metantk_plugin.scoring.settings import ScoreSettings, architecture_seed
@@ -102,7 +101,7 @@ def score_architectures(
             wanted.append(text)
     pool = make_executor(executor, workers)  # validates before the file is touched
     tasks = sample_tasks(settings)  # unreadable data fails before the file is touched
-    derived = [p for p in settings.proxies if p in POPULATION_PROXIES]
+    derived = [p for p in settings.proxies if resolve_proxy(p).kind == POPULATION]
     with open_run(out, replace=replace, settings=settings.to_dict(), columns=settings.columns,
                   higher_is_better=[settings.higher_is_better(c) for c in settings.columns],
                   derived=derived) as store, pool:

@@ -21,9 +21,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from metantk_plugin import __version__
-from metantk_plugin.proxies import available_proxies, get_proxy
-from metantk_plugin.proxies.population import POPULATION_PROXIES
-from metantk_plugin.proxies.registry import check_proxy_options
+from metantk_plugin.proxies.registry import check_proxy_options, resolve_proxy
 
 __all__ = [
     "KERNEL_PROXIES",
@@ -77,10 +75,8 @@ class ScoreSettings:
         proxies = tuple(self.proxies)
         if not proxies:
             raise ValueError("choose at least one proxy")
-        known = set(available_proxies()) | set(POPULATION_PROXIES)
         for name in proxies:
-            if name not in known:
-                raise ValueError(f"unknown proxy {name!r}; available: {', '.join(sorted(known))}")
+            resolve_proxy(name)  # a ValueError lists every known proxy
         if len(set(proxies)) != len(proxies):
             raise ValueError(f"a proxy is listed twice in {', '.join(proxies)}")
         object.__setattr__(self, "proxies", proxies)
@@ -121,7 +117,7 @@ class ScoreSettings:
         the inputs of requested population proxies, in order, without repeats."""
         out: list[str] = []
         for name in self.proxies:
-            for column in POPULATION_PROXIES[name].inputs if name in POPULATION_PROXIES else (name,):
+            for column in resolve_proxy(name).columns:
                 if column not in out:
                     out.append(column)
         return tuple(out)
@@ -138,9 +134,7 @@ class ScoreSettings:
         return dict(self.proxy_options.get(proxy, {}))
 
     def higher_is_better(self, name: str) -> bool:
-        if name in POPULATION_PROXIES:
-            return POPULATION_PROXIES[name].higher_is_better
-        return get_proxy(name).higher_is_better
+        return resolve_proxy(name).higher_is_better
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (round-trips through :meth:`from_dict`)."""

@@ -43,7 +43,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from metantk_plugin.interrupts import deferred_interrupt
-from metantk_plugin.proxies.population import POPULATION_PROXIES
+from metantk_plugin.proxies.registry import population_proxy
 
 try:
     import fcntl
@@ -299,8 +299,7 @@ def read_scores(path: str | Path, *, times: bool = False) -> pd.DataFrame:
     data: dict[str, object] = {"arch": archs}
     columns = {name: scores[:, i] for i, name in enumerate(header.columns)}
     for name in header.derived:
-        proxy = POPULATION_PROXIES[name]
-        data[name] = proxy.combine(columns) if archs else np.zeros(0)
+        data[name] = population_proxy(name).combine(columns) if archs else np.zeros(0)
     data.update(columns)
     if times:
         for i, name in enumerate(header.columns):
@@ -312,7 +311,7 @@ def read_scores(path: str | Path, *, times: bool = False) -> pd.DataFrame:
 def score_directions(path: str | Path) -> dict[str, bool]:
     """``{column: higher_is_better}`` for every score column of :func:`read_scores`."""
     header = _read_header(Path(path))
-    directions = {name: POPULATION_PROXIES[name].higher_is_better for name in header.derived}
+    directions = {name: population_proxy(name).higher_is_better for name in header.derived}
     directions.update(zip(header.columns, header.higher_is_better))
     return directions
 
@@ -452,9 +451,7 @@ def _digest(f: h5py.File) -> str:
 
 def _check_derived(header: _Header) -> None:
     for name in header.derived:
-        if name not in POPULATION_PROXIES:
-            raise ValueError(f"unknown population proxy {name!r}")
-        missing = [c for c in POPULATION_PROXIES[name].inputs if c not in header.columns]
+        missing = [c for c in population_proxy(name).inputs if c not in header.columns]
         if missing:
             raise ValueError(f"population proxy {name!r} needs the columns {missing}")
 
