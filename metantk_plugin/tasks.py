@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TaskBatch", "check_sizes", "synthetic_tasks"]
+from metantk_plugin.task_spec import TaskSampler, TaskSpec, check_positive_int
+
+__all__ = ["TaskBatch", "TaskSampler", "TaskSpec", "check_sizes", "synthetic_tasks"]
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,7 @@ class TaskBatch:
         for name, value in (("support_x", sx), ("support_y", sy), ("query_x", qx), ("query_y", qy)):
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"TaskBatch.{name} must be a torch.Tensor, got {type(value).__name__}")
-        if not isinstance(self.ways, int) or self.ways < 1:
-            raise ValueError(f"ways must be a positive int, got {self.ways!r}")
+        check_positive_int("ways", self.ways)
         if sx.dim() < 3 or qx.dim() < 3:
             raise ValueError(
                 "support_x and query_x must be [tasks, samples, *input_shape]; "
@@ -107,8 +108,7 @@ class TaskBatch:
 def check_sizes(**sizes: int) -> None:
     """ValueError naming the first of ``sizes`` that is not a positive int."""
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(name, value)
 
 
 def synthetic_tasks(
