@@ -2,8 +2,9 @@
 
 :func:`add_dataclass_arguments` adds one option per named field: the flag is
 ``--field-name`` (or the field's ``metadata['flag']``), the type and default are the
-field's, and the help is ``metadata['help']`` followed by ``(default VALUE)``. This
-module imports neither torch nor the package's heavy modules.
+field's, and the help is ``metadata['help']`` followed by ``(default VALUE)``;
+:func:`dataclass_values` reads the parsed values back by field name. This module
+imports neither torch nor the package's heavy modules.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["add_dataclass_arguments", "option_flag"]
+__all__ = ["add_dataclass_arguments", "dataclass_values", "option_flag"]
 
 _TYPES = {"int": int, "float": float, "str": str}
 
@@ -21,6 +22,10 @@ _TYPES = {"int": int, "float": float, "str": str}
 def option_flag(field: dataclasses.Field) -> str:
     """The command-line flag of ``field``: ``metadata['flag']``, else ``--name-with-dashes``."""
     return field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+
+
+def _dest(field: dataclasses.Field) -> str:
+    return option_flag(field).lstrip("-").replace("-", "_")
 
 
 def _value_type(field: dataclasses.Field) -> type:
@@ -59,3 +64,10 @@ def add_dataclass_arguments(
             text = f"{text} (default {default})"
         extra = {"metavar": field.metadata["metavar"]} if "metavar" in field.metadata else {}
         parser.add_argument(option_flag(field), type=_value_type(field), default=default, help=text, **extra)
+
+
+def dataclass_values(args: argparse.Namespace, settings: type, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """``{field name: parsed value}`` for the ``fields`` (default: all) of ``settings`` that
+    :func:`add_dataclass_arguments` added, e.g. ``TaskSpec(**dataclass_values(args, TaskSpec))``."""
+    known = {f.name: f for f in dataclasses.fields(settings)}
+    return {name: getattr(args, _dest(known[name])) for name in (known if fields is None else fields)}

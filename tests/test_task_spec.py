@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from metantk_plugin.cli import build_parser
-from metantk_plugin.cli_options import add_dataclass_arguments
+from metantk_plugin.cli_options import add_dataclass_arguments, dataclass_values
 from metantk_plugin.data.sources import SyntheticTaskSampler, task_sampler_from_spec
 from metantk_plugin.fewshot.pipeline import EvaluationSettings
 from metantk_plugin.integrations.naslib import MeasureSettings
@@ -159,6 +159,9 @@ def test_flags_are_written_from_dataclass_fields():
     args = parser.parse_args(["--big", "3", "--rate", "0.25"])
     assert (args.big, args.rate, args.name) == (3, 0.25, "x")
     assert "a rate (default 0.5)" in parser.format_help() and "how big" in parser.format_help()
+    assert dataclass_values(args, Example, ["size", "rate"]) == {"size": 3, "rate": 0.25}
+    score = _defaults(["score", "--archs", "all", "--proxies", "metantk", "--out", "s.h5", "--tasks", "2"])
+    assert TaskSpec(**dataclass_values(score, TaskSpec)) == TaskSpec(n_tasks=2)
     with pytest.raises(ValueError, match="no field 'nope'"):
         add_dataclass_arguments(argparse.ArgumentParser(), Example, ["nope"])
     with pytest.raises(ValueError, match="has no default"):
@@ -166,7 +169,7 @@ def test_flags_are_written_from_dataclass_fields():
 
 
 def test_the_spec_and_the_flag_writer_import_no_torch():
-    code = ("import sys, argparse; from metantk_plugin.cli_options import add_dataclass_arguments; "
+    code = ("import sys, argparse; from metantk_plugin.cli_options import add_dataclass_arguments, dataclass_values; "
             "from metantk_plugin.task_spec import TaskSpec; add_dataclass_arguments(argparse.ArgumentParser(), "
             "TaskSpec); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

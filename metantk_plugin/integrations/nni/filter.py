@@ -26,6 +26,7 @@ from typing import Any
 from metantk_plugin.integrations.nni.scoring import ProxyScore
 from metantk_plugin.integrations.nni.tasks import ProxyScoring
 from metantk_plugin.proxies.registry import get_proxy
+from metantk_plugin.tasks import TaskBatch
 
 __all__ = ["FilterDecision", "ProxyFilter"]
 
@@ -69,7 +70,7 @@ class ProxyFilter:
         return self.scoring.proxy
 
     @property
-    def tasks(self):
+    def tasks(self) -> TaskBatch:
         return self.scoring.tasks
 
     def __repr__(self) -> str:
