@@ -55,7 +55,7 @@ from metantk_plugin.norms import batchnorm_to_groupnorm
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.registry import get_proxy
 from metantk_plugin.spaces.nasbench201.codec import NB201Arch, parse_arch
-from metantk_plugin.task_spec import check_positive_int
+from metantk_plugin.task_spec import TaskSpec, check_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
@@ -96,10 +96,10 @@ class MeasureSettings:
     ``fit_batch`` (the default), a batch too small for that shape is scored with the
     largest smaller one it holds (see :func:`tasks_fitting_batch`)."""
 
-    ways: int = 5
-    shots: int = 1
-    queries: int = 1
-    n_tasks: int = 3
+    ways: int = TaskSpec.ways
+    shots: int = TaskSpec.shots
+    queries: int = TaskSpec.queries
+    n_tasks: int = TaskSpec.n_tasks
     seed: int = 0
     inner_lr_time: float = math.inf
     reg: float = 1e-3
@@ -144,10 +144,10 @@ def tasks_from_batch(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     *,
-    ways: int = 5,
-    shots: int = 1,
-    queries: int = 1,
-    n_tasks: int = 3,
+    ways: int = TaskSpec.ways,
+    shots: int = TaskSpec.shots,
+    queries: int = TaskSpec.queries,
+    n_tasks: int = TaskSpec.n_tasks,
     seed: int = 0,
 ) -> TaskBatch:
     """Few-shot tasks drawn from one plain labelled batch (``inputs [N, *shape]``, integer

@@ -40,7 +40,13 @@ from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.te_nas import linear_region_count, ntk_condition_number
 from metantk_plugin.search.space import REMOVED, PrunableSpace
 from metantk_plugin.spaces.mixed_edges import active_operations
-from metantk_plugin.task_spec import TaskSampler, as_task_sampler, check_optional_positive_int, check_positive_int
+from metantk_plugin.task_spec import (
+    TaskSampler,
+    TaskSpec,
+    as_task_sampler,
+    check_optional_positive_int,
+    check_positive_int,
+)
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
@@ -78,7 +84,7 @@ class SearchSettings:
     prune_number: int = 1
     precision: int | None = None
     faithful: bool = False
-    n_tasks: int = 3
+    n_tasks: int = TaskSpec.n_tasks
     region_samples: int = 1000
     seed: int = 0
     device: str = "cpu"

@@ -23,7 +23,7 @@ from torch import nn
 from metantk_plugin.integrations.nni.network import NORM_MODES
 from metantk_plugin.integrations.nni.scoring import INVALID_SCORE, ProxyScore, score_network
 from metantk_plugin.proxies.registry import get_proxy
-from metantk_plugin.task_spec import TaskSampler, as_task_sampler, check_positive_int
+from metantk_plugin.task_spec import TaskSampler, TaskSpec, as_task_sampler, check_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = ["ProxyScoring", "resolve_tasks", "task_source"]
@@ -50,7 +50,7 @@ def task_source(tasks: TaskBatch | str | None, task_options: dict[str, Any] | No
     return task_sampler_from_spec(tasks, **(task_options or {}))
 
 
-def resolve_tasks(tasks: TaskBatch | str | None, *, n_tasks: int = 3, task_seed: int = 0,
+def resolve_tasks(tasks: TaskBatch | str | None, *, n_tasks: int = TaskSpec.n_tasks, task_seed: int = 0,
                   task_options: dict[str, Any] | None = None) -> TaskBatch:
     """One meta-batch: ``tasks`` itself, or ``n_tasks`` tasks drawn with ``task_seed``."""
     check_positive_int("n_tasks", n_tasks)
@@ -85,7 +85,7 @@ class ProxyScoring:
         proxy: str = "metantk",
         *,
         tasks: TaskBatch | str | None = None,
-        n_tasks: int = 3,
+        n_tasks: int = TaskSpec.n_tasks,
         task_seed: int = 0,
         task_options: dict | None = None,
         seed: int = 0,
