@@ -57,7 +57,7 @@ def resolve_tasks(tasks: TaskBatch | str | None, *, n_tasks: int = TaskSpec.n_ta
     return task_source(tasks, task_options).sample(n_tasks, task_seed)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: tensors have no single truth value
 class ProxyScoring:
     """How the NNI adapters score a model (validated on construction): the registered proxy
     ``proxy`` on the meta-batch ``tasks``; ``seed`` re-draws the model's weights and seeds
