@@ -14,7 +14,7 @@ the fields (see :mod:`metantk_plugin.cli_options`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -70,14 +70,6 @@ class TaskSpec:
             raise ValueError(f"data must be a data spec string such as 'synthetic', got {self.data!r}")
         for name in ("n_tasks", "ways", "shots", "queries", "image_size", "image_channels"):
             check_positive_int(name, getattr(self, name))
-
-    @property
-    def samples_per_task(self) -> int:
-        """``ways * (shots + queries)``."""
-        return self.ways * (self.shots + self.queries)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def sampler(self, *, split: str = "train", seed: int = 0) -> TaskSampler:
         """A sampler of these tasks from ``split`` of the data

@@ -4,6 +4,8 @@ Shapes: ``support_x`` is ``[T, ways*shots, C, H, W]`` and ``query_x`` is
 ``[T, ways*queries, C, H, W]``; labels are ``[T, ways*shots]`` / ``[T, ways*queries]``
 with values in ``0..ways-1``. Kernels see the samples in one fixed order: all
 queries task by task, then all supports task by task (see :meth:`TaskBatch.inputs`).
+Which tasks to draw (:class:`TaskSpec`) and what draws them (:class:`TaskSampler`) live in
+:mod:`metantk_plugin.task_spec`, re-exported here.
 """
 
 from __future__ import annotations
