@@ -25,6 +25,7 @@ import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
+from metantk_plugin.cli_options import add_dataclass_arguments
 from metantk_plugin.integrations.nni import (
     INVALID_SCORE,
     ProxyEvaluator,
@@ -35,6 +36,7 @@ from metantk_plugin.integrations.nni import (
 from metantk_plugin.integrations.nni._require import require_nni
 from metantk_plugin.proxies import available_proxies
 from metantk_plugin.spaces.nasbench201 import NB201Arch
+from metantk_plugin.task_spec import TaskSpec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ACCURACIES = (("cifar10", "test"), ("cifar100", "test"), ("imagenet16-120", "test"))
@@ -59,13 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the strategy, the tasks and the proxy (default 0)")
     p.add_argument("--proxy", default="metantk",
                    help=f"registered proxy (default metantk): {', '.join(available_proxies())}")
-    p.add_argument("--data", default="synthetic",
-                   help="task data spec: 'synthetic' (default), 'mini-imagenet:PATH', 'cifar100:PATH', ...")
-    p.add_argument("--n-tasks", type=int, default=3, help="tasks per meta-batch (default 3)")
-    p.add_argument("--ways", type=int, default=5, help="classes per task (default 5)")
-    p.add_argument("--shots", type=int, default=1, help="support images per class (default 1)")
-    p.add_argument("--queries", type=int, default=1, help="query images per class (default 1)")
-    p.add_argument("--image-size", type=int, default=32, help="task image side, pixels (default 32)")
+    p.add_argument("--n-tasks", type=int, default=TaskSpec.n_tasks,
+                   help=f"tasks per meta-batch (default {TaskSpec.n_tasks})")
+    add_dataclass_arguments(p, TaskSpec, ["data", "ways", "shots", "queries", "image_size"])
     p.add_argument("--channels", type=int, default=16,
                    help="NasBench201 stem_out_channels (default 16, the benchmark's)")
     p.add_argument("--cells", type=int, default=5,

@@ -4,6 +4,8 @@ Shapes: ``support_x`` is ``[T, ways*shots, C, H, W]`` and ``query_x`` is
 ``[T, ways*queries, C, H, W]``; labels are ``[T, ways*shots]`` / ``[T, ways*queries]``
 with values in ``0..ways-1``. Kernels see the samples in one fixed order: all
 queries task by task, then all supports task by task (see :meth:`TaskBatch.inputs`).
+Which tasks to draw (:class:`TaskSpec`) and what draws them (:class:`TaskSampler`) live in
+:mod:`metantk_plugin.task_spec`, re-exported here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TaskBatch", "check_sizes", "synthetic_tasks"]
+from metantk_plugin.task_spec import TaskSampler, TaskSpec, check_positive_int
+
+__all__ = ["TaskBatch", "TaskSampler", "TaskSpec", "check_sizes", "synthetic_tasks"]
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,7 @@ class TaskBatch:
         for name, value in (("support_x", sx), ("support_y", sy), ("query_x", qx), ("query_y", qy)):
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"TaskBatch.{name} must be a torch.Tensor, got {type(value).__name__}")
-        if not isinstance(self.ways, int) or self.ways < 1:
-            raise ValueError(f"ways must be a positive int, got {self.ways!r}")
+        check_positive_int("ways", self.ways)
         if sx.dim() < 3 or qx.dim() < 3:
             raise ValueError(
                 "support_x and query_x must be [tasks, samples, *input_shape]; "
@@ -107,8 +110,7 @@ class TaskBatch:
 def check_sizes(**sizes: int) -> None:
     """ValueError naming the first of ``sizes`` that is not a positive int."""
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(name, value)
 
 
 def synthetic_tasks(

@@ -7,8 +7,14 @@ import argparse
 import json
 import sys
 
+from metantk_plugin.cli_options import add_dataclass_arguments
 from metantk_plugin.commands._runner import check_device, check_writable, command, print_run_summary
 from metantk_plugin.commands._vocabulary import ARCH_SPACES, EXECUTORS
+from metantk_plugin.task_spec import TaskSpec
+
+_EPISODE_DEFAULTS = {"queries": 15, "image_size": None}
+"""Where :class:`~metantk_plugin.fewshot.pipeline.EvaluationSettings` differs from
+:class:`~metantk_plugin.task_spec.TaskSpec`: 15 test queries per class, the data's image size."""
 
 _DESCRIPTION = """\
 Validate an architecture by training it for few-shot learning and testing it on
@@ -71,10 +77,11 @@ def add_parser(subparsers) -> None:
                         "tiered-imagenet:PATH (RFS .npz + labels .pkl)")
     p.add_argument("--protocol", default="maml", choices=["maml", "fomaml", "anil", "rfs"],
                    help="training protocol (default: maml)")
-    p.add_argument("--ways", type=int, default=5, help="classes per episode (default: 5)")
+    add_dataclass_arguments(p, TaskSpec, ["ways", "queries", "image_size"], defaults=_EPISODE_DEFAULTS,
+                            help={"ways": "classes per episode", "image_size": "input size after an antialiased "
+                                  "resize (default: 28 Omniglot, 84 mini/tiered)"})
     p.add_argument("--shots", default="1", metavar="S[,S...]",
                    help="support images per class (default: 1); with --archs a comma list such as 1,5")
-    p.add_argument("--queries", type=int, default=15, help="query images per class (default: 15)")
     p.add_argument("--meta-iterations", type=int, default=1000,
                    help="meta-updates (maml/fomaml/anil) or pre-training SGD steps (rfs) (default: 1000)")
     p.add_argument("--episodes", type=int, default=600, help="test episodes (default: 600)")
@@ -90,8 +97,6 @@ def add_parser(subparsers) -> None:
                    "(default: --inner-lr)")
     p.add_argument("--meta-lr", type=float, default=1e-3, help="Adam learning rate of the meta-update (default: 1e-3)")
     p.add_argument("--grad-clip", type=float, default=None, help="clip the meta-gradient to this global L2 norm")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="input size after an antialiased resize (default: 28 Omniglot, 84 mini/tiered)")
     p.add_argument("--no-rotations", action="store_true",
                    help="Omniglot: do not add the 90/180/270-degree rotations of the meta-train classes")
     p.add_argument("--batch-size", type=int, default=64, help="rfs: pre-training batch size (default: 64)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from metantk_plugin.cli_options import add_dataclass_arguments
 from metantk_plugin.commands._runner import check_device, check_writable, command, print_run_summary, refuse_overwrite
 from metantk_plugin.commands._values import parse_proxy_norms, parse_proxy_options
 from metantk_plugin.commands._vocabulary import (
@@ -17,6 +18,7 @@ from metantk_plugin.commands._vocabulary import (
     SPACES,
     proxy_plugins,
 )
+from metantk_plugin.task_spec import TaskSpec
 
 _EPILOG = """\
 examples:
@@ -63,15 +65,7 @@ def add_parser(subparsers) -> None:
     what.add_argument("--norm", action="append", default=[], metavar="PROXY=NORM", dest="norms",
                       help=f"which network a proxy sees: {', '.join(NETWORK_NORMS)} (repeatable)")
     data = p.add_argument_group("tasks every proxy sees")
-    data.add_argument("--data", default="synthetic", metavar="SPEC",
-                      help="synthetic (default), omniglot:PATH, cifar10:PATH, cifar100:PATH, imagenet16:PATH, "
-                           "mini-imagenet:PATH or tiered-imagenet:PATH; tasks come from its training classes")
-    data.add_argument("--tasks", type=int, default=3, help="number of tasks (default 3)")
-    data.add_argument("--ways", type=int, default=5, help="classes per task (default 5)")
-    data.add_argument("--shots", type=int, default=1, help="support images per class (default 1)")
-    data.add_argument("--queries", type=int, default=1, help="query images per class (default 1)")
-    data.add_argument("--image-size", type=int, default=32, help="images are resized to this square size (default 32)")
-    data.add_argument("--image-channels", type=int, default=3, help="image channels fed to the network (default 3)")
+    add_dataclass_arguments(data, TaskSpec)
     net = p.add_argument_group("network size")
     net.add_argument("--channels", type=int, default=16, help="channels of the first stage, C (default 16)")
     net.add_argument("--cells", type=int, default=5, help="cells per stage, N (default 5)")

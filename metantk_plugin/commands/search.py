@@ -11,8 +11,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from metantk_plugin.cli_options import add_dataclass_arguments
 from metantk_plugin.commands._runner import check_device, check_writable, command, refuse_overwrite, write_atomic
 from metantk_plugin.commands._vocabulary import INDICATORS, SEARCH_SPACES
+from metantk_plugin.task_spec import TaskSpec
 
 _EPILOG = """\
 examples:
@@ -38,9 +40,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--space", choices=SEARCH_SPACES, default="nb201", help="search space (default nb201)")
-    p.add_argument("--data", default="synthetic",
-                   help="tasks: synthetic | omniglot:PATH | mini-imagenet:PATH | tiered-imagenet:PATH | "
-                   "cifar10:PATH | cifar100:PATH | imagenet16:PATH (default synthetic)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, tasks and heads (default 0)")
     p.add_argument("--channels", type=int, help="supernet channels C (default 16; the paper uses 48 for DARTS)")
     p.add_argument("--cells", type=int,
@@ -56,11 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", type=int, help="round deltas/ranking keys to this many digits (faithful: 3)")
     p.add_argument("--faithful", action="store_true",
                    help="reproduce the official code (default init, random head per network, rounding)")
-    p.add_argument("--tasks", type=int, default=3, help="tasks per meta-batch (default 3)")
-    p.add_argument("--ways", type=int, default=5, help="classes per task (default 5)")
-    p.add_argument("--shots", type=int, default=1, help="support images per class (default 1)")
-    p.add_argument("--queries", type=int, default=1, help="query images per class (default 1)")
-    p.add_argument("--image-size", type=int, default=32, help="task images are resized to this (default 32)")
+    add_dataclass_arguments(p, TaskSpec, ["data", "n_tasks", "ways", "shots", "queries", "image_size"],
+                            help={"n_tasks": "tasks per meta-batch"})
     p.add_argument("--region-samples", type=int, default=1000, help="3x3 crops per region count (default 1000)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--truth", help="NAS-Bench-201 accuracy file (.csv.gz, .pth, .db, NATS-Bench) for nb201")

@@ -20,6 +20,7 @@ from metantk_plugin.data.errors import DatasetError
 from metantk_plugin.data.images import LabelledImages
 from metantk_plugin.data.splits import select_classes, shuffled_class_split, split_counts
 from metantk_plugin.data.transforms import ColorJitter, Compose, Invert, Normalize, RandomCrop, RandomHorizontalFlip
+from metantk_plugin.task_spec import TaskSampler, TaskSpec
 from metantk_plugin.tasks import TaskBatch, check_sizes, synthetic_tasks
 
 __all__ = [
@@ -62,6 +63,7 @@ _KINDS: dict[str, _Kind] = {
     "synthetic": _Kind(("train", "val", "test"), 3, 32, None, None),
 }
 DATA_KINDS = tuple(_KINDS)
+_TASKS = TaskSpec()
 _OMNIGLOT_HELD_OUT = (40 / 242, 40 / 242)  # meta-val, meta-test fractions; meta-train is the rest
 _USAGE = ("expected 'omniglot:PATH', 'mini-imagenet:PATH', 'tiered-imagenet:PATH', 'cifar10:PATH', "
           "'cifar100:PATH', 'imagenet16:PATH' or 'synthetic'")
@@ -170,8 +172,8 @@ def training_transform(spec: str | DataSpec, image_size: int, channels: int | No
 
 
 class SyntheticTaskSampler:
-    """Class-structured Gaussian tasks (:func:`metantk_plugin.tasks.synthetic_tasks`) with
-    the :class:`EpisodeSampler` interface."""
+    """Class-structured Gaussian tasks (:func:`metantk_plugin.tasks.synthetic_tasks`): a
+    :class:`~metantk_plugin.task_spec.TaskSampler`, as :class:`EpisodeSampler` is."""
 
     def __init__(self, *, ways: int, shots: int, queries: int, image_size: int, channels: int, seed: int = 0):
         check_sizes(ways=ways, shots=shots, queries=queries, image_size=image_size, channels=channels)
@@ -189,17 +191,18 @@ def task_sampler_from_spec(
     spec: str | DataSpec,
     *,
     split: str = "train",
-    image_size: int = 32,
-    channels: int = 3,
-    ways: int = 5,
-    shots: int = 1,
-    queries: int = 1,
+    image_size: int = _TASKS.image_size,
+    channels: int = _TASKS.image_channels,
+    ways: int = _TASKS.ways,
+    shots: int = _TASKS.shots,
+    queries: int = _TASKS.queries,
     seed: int = 0,
-) -> EpisodeSampler | SyntheticTaskSampler:
-    """A sampler whose ``.sample(n_tasks, generator_or_seed)`` returns a TaskBatch of
-    ``ways``-way ``shots``-shot ``queries``-query tasks with inputs
-    ``[channels, image_size, image_size]`` from one split of the data (resized once with
-    antialiasing, then normalised; see :func:`input_transform`)."""
+) -> TaskSampler:
+    """A sampler (:class:`EpisodeSampler` or :class:`SyntheticTaskSampler`) whose
+    ``.sample(n_tasks, generator_or_seed)`` returns a TaskBatch of ``ways``-way
+    ``shots``-shot ``queries``-query tasks with inputs ``[channels, image_size, image_size]``
+    from one split of the data (resized once with antialiasing, then normalised; see
+    :func:`input_transform`). The defaults are those of :class:`~metantk_plugin.task_spec.TaskSpec`."""
     spec = parse_data_spec(spec)
     if spec.kind == "synthetic":
         return SyntheticTaskSampler(ways=ways, shots=shots, queries=queries, image_size=image_size,

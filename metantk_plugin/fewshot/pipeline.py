@@ -37,6 +37,7 @@ from metantk_plugin.fewshot.output_folder import OutputConflict, OutputFolder
 from metantk_plugin.fewshot.protocols import MetaLearning, RFSPretraining, TrainingProtocol
 from metantk_plugin.fewshot.rfs import PretrainConfig
 from metantk_plugin.fewshot.training import TrainingHistory, seeded_global_rng
+from metantk_plugin.task_spec import TaskSampler, check_optional_positive_int, check_positive_int
 
 __all__ = ["PROTOCOLS", "EvaluationSettings", "OutputConflict", "build_protocol", "run_evaluation"]
 
@@ -88,13 +89,9 @@ class EvaluationSettings:
             raise ValueError(f"unknown protocol {self.protocol!r}; expected one of {list(PROTOCOLS)}")
         for name in ("ways", "shots", "queries", "meta_iterations", "episodes", "batch_size", "val_episodes",
                      "eval_batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         for name in ("channels", "cells"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive int or None (the network's default), got {value!r}")
+            check_optional_positive_int(name, getattr(self, name), none="the network's default")
         spec = parse_data_spec(self.data)
         omniglot = spec.kind == "omniglot"
 
@@ -114,9 +111,7 @@ class EvaluationSettings:
             rotations=self.rotations and omniglot,
         )
         for name in ("meta_batch", "inner_steps", "test_inner_steps", "image_size"):
-            value = getattr(resolved, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(resolved, name))
         return resolved
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,7 +144,7 @@ class EvaluationSettings:
                                     seed=self.seed)
         return batches, len(data.classes)
 
-    def episode_sampler(self, split: str, *, rotations: bool = False) -> EpisodeSampler | SyntheticTaskSampler:
+    def episode_sampler(self, split: str, *, rotations: bool = False) -> TaskSampler:
         """Episodes of ``split`` with these ways, shots and queries (of resolved settings);
         ``rotations`` adds the rotated classes (Omniglot meta-training)."""
         spec = parse_data_spec(self.data)

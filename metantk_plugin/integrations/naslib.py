@@ -55,6 +55,7 @@ from metantk_plugin.norms import batchnorm_to_groupnorm
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.registry import get_proxy
 from metantk_plugin.spaces.nasbench201.codec import NB201Arch, parse_arch
+from metantk_plugin.task_spec import TaskSpec, check_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
@@ -95,10 +96,10 @@ class MeasureSettings:
     ``fit_batch`` (the default), a batch too small for that shape is scored with the
     largest smaller one it holds (see :func:`tasks_fitting_batch`)."""
 
-    ways: int = 5
-    shots: int = 1
-    queries: int = 1
-    n_tasks: int = 3
+    ways: int = TaskSpec.ways
+    shots: int = TaskSpec.shots
+    queries: int = TaskSpec.queries
+    n_tasks: int = TaskSpec.n_tasks
     seed: int = 0
     inner_lr_time: float = math.inf
     reg: float = 1e-3
@@ -107,7 +108,7 @@ class MeasureSettings:
 
     def __post_init__(self) -> None:
         for name in ("ways", "shots", "queries", "n_tasks"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         _check_seed(self.seed)
         if not isinstance(self.fit_batch, bool):
             raise ValueError(f"fit_batch must be True or False, got {self.fit_batch!r}")
@@ -143,10 +144,10 @@ def tasks_from_batch(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     *,
-    ways: int = 5,
-    shots: int = 1,
-    queries: int = 1,
-    n_tasks: int = 3,
+    ways: int = TaskSpec.ways,
+    shots: int = TaskSpec.shots,
+    queries: int = TaskSpec.queries,
+    n_tasks: int = TaskSpec.n_tasks,
     seed: int = 0,
 ) -> TaskBatch:
     """Few-shot tasks drawn from one plain labelled batch (``inputs [N, *shape]``, integer
@@ -161,7 +162,7 @@ def tasks_from_batch(
     A ValueError says how many classes had enough samples when the batch is too small.
     """
     for name, value in (("ways", ways), ("shots", shots), ("queries", queries), ("n_tasks", n_tasks)):
-        _check_positive_int(name, value)
+        check_positive_int(name, value)
     _check_seed(seed)
     if not isinstance(inputs, torch.Tensor) or inputs.dim() < 2:
         raise ValueError(f"inputs must be a batch tensor [N, *sample_shape], got {_describe(inputs)}")
@@ -407,7 +408,7 @@ class MetaNTKPredictor(_predictor_base()):
         super().__init__()
         if method_type not in PREDICTOR_METHODS:
             raise ValueError(f"method_type must be one of {', '.join(PREDICTOR_METHODS)}, got {method_type!r}")
-        _check_positive_int("num_imgs_or_batches", num_imgs_or_batches)
+        check_positive_int("num_imgs_or_batches", num_imgs_or_batches)
         self.method_type = method_type
         self.algorithm = PREDICTOR_METHODS[method_type]
         self.settings = MeasureSettings(**settings)
@@ -457,11 +458,6 @@ def arch_str_to_op_indices(arch) -> tuple[int, ...]:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _check_seed(seed) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")

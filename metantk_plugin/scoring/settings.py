@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from metantk_plugin import __version__
 from metantk_plugin.proxies.registry import check_proxy_options, resolve_proxy
+from metantk_plugin.task_spec import TaskSpec, check_positive_int
 
 __all__ = [
     "KERNEL_PROXIES",
@@ -36,6 +37,7 @@ NETWORK_NORMS = ("batch", "group", "none")
 DTYPES = ("float32", "float64")
 KERNEL_PROXIES = ("metantk", "metantk_anil", "ntk_cond", "linear_regions")
 """Proxies that need independent samples, so they see the GroupNorm network by default."""
+_TASKS = TaskSpec()
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,9 @@ class ScoreSettings:
 
     ``proxies`` are the requested scores (registered proxies or population proxies such as
     ``te_nas``); ``proxy_options`` maps a proxy to keyword options of its function;
-    ``data`` is a data spec (``synthetic``, ``omniglot:PATH``, ...) from which ``n_tasks``
-    ``ways``-way tasks with ``shots`` supports and ``queries`` queries per class are drawn
-    at ``image_size`` x ``image_size`` with ``image_channels`` channels; ``channels`` (C),
+    ``data``, ``n_tasks``, ``ways``, ``shots``, ``queries``, ``image_size`` and
+    ``image_channels`` are the fields of the :class:`~metantk_plugin.task_spec.TaskSpec`
+    the tasks are drawn from (:attr:`task_spec`, same defaults); ``channels`` (C),
     ``cells`` (N) and ``classes`` (default: ``ways``) size the network; ``seed`` draws the
     tasks, the initial weights (per architecture, see :func:`architecture_seed`) and is
     passed to every proxy.
@@ -54,13 +56,13 @@ class ScoreSettings:
 
     proxies: tuple[str, ...]
     space: str = "nb201"
-    data: str = "synthetic"
-    n_tasks: int = 3
-    ways: int = 5
-    shots: int = 1
-    queries: int = 1
-    image_size: int = 32
-    image_channels: int = 3
+    data: str = _TASKS.data
+    n_tasks: int = _TASKS.n_tasks
+    ways: int = _TASKS.ways
+    shots: int = _TASKS.shots
+    queries: int = _TASKS.queries
+    image_size: int = _TASKS.image_size
+    image_channels: int = _TASKS.image_channels
     channels: int = 16
     cells: int = 5
     classes: int | None = None
@@ -82,10 +84,9 @@ class ScoreSettings:
         object.__setattr__(self, "proxies", proxies)
         if self.space not in SPACES:
             raise ValueError(f"unknown search space {self.space!r}; expected one of {', '.join(SPACES)}")
-        for name in ("n_tasks", "ways", "shots", "queries", "image_size", "image_channels", "channels", "cells"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.task_spec  # noqa: B018 (its construction validates the task fields)
+        for name in ("channels", "cells"):
+            check_positive_int(name, getattr(self, name))
         if self.classes is not None and (isinstance(self.classes, bool) or not isinstance(self.classes, int)
                                          or self.classes < self.ways):
             raise ValueError(f"classes must be an int >= ways ({self.ways}) or None, got {self.classes!r}")
@@ -121,6 +122,12 @@ class ScoreSettings:
                 if column not in out:
                     out.append(column)
         return tuple(out)
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        """The task fields as a :class:`~metantk_plugin.task_spec.TaskSpec`."""
+        return TaskSpec(data=self.data, n_tasks=self.n_tasks, ways=self.ways, shots=self.shots,
+                        queries=self.queries, image_size=self.image_size, image_channels=self.image_channels)
 
     @property
     def num_classes(self) -> int:

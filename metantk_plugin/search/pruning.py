@@ -40,6 +40,13 @@ from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.te_nas import linear_region_count, ntk_condition_number
 from metantk_plugin.search.space import REMOVED, PrunableSpace
 from metantk_plugin.spaces.mixed_edges import active_operations
+from metantk_plugin.task_spec import (
+    TaskSampler,
+    TaskSpec,
+    as_task_sampler,
+    check_optional_positive_int,
+    check_positive_int,
+)
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
@@ -55,15 +62,17 @@ __all__ = [
 ]
 
 INDICATORS = ("metantk", "ntk", "regions")
-TaskSource = Callable[[int, int], TaskBatch]
-"""``source(n_tasks, seed) -> TaskBatch``: a seeded meta-batch of few-shot tasks."""
+TaskSource = TaskSampler
+"""Where the search's meta-batches come from: a :class:`~metantk_plugin.task_spec.TaskSampler`
+(:func:`run_pruning_search` also takes a function ``source(n_tasks, seed) -> TaskBatch``)."""
 
 
 @dataclass(frozen=True)
 class SearchSettings:
     """``indicator``: 'metantk' (Δ MetaNTK condition + Δ regions, the paper), 'ntk'
     (plain NTK, TE-NAS) or 'regions' (linear regions only); ``algorithm``,
-    ``inner_lr_time`` and ``reg`` configure the MetaNTK; ``n_tasks`` per meta-batch;
+    ``inner_lr_time`` and ``reg`` configure the MetaNTK; ``repeats`` per candidate (1, as
+    ``metantk search``; the paper's full-size search uses 3); ``n_tasks`` per meta-batch;
     ``region_samples`` 3x3 one-channel crops per region count; ``precision`` rounds the
     deltas (decimals) and the ranking keys (significant figures), None for exact."""
 
@@ -71,11 +80,11 @@ class SearchSettings:
     algorithm: str = "maml"
     inner_lr_time: float = math.inf
     reg: float = 1e-3
-    repeats: int = 3
+    repeats: int = 1
     prune_number: int = 1
     precision: int | None = None
     faithful: bool = False
-    n_tasks: int = 3
+    n_tasks: int = TaskSpec.n_tasks
     region_samples: int = 1000
     seed: int = 0
     device: str = "cpu"
@@ -85,11 +94,8 @@ class SearchSettings:
         if self.indicator not in INDICATORS:
             raise ValueError(f"indicator must be one of {INDICATORS}, got {self.indicator!r}")
         for name in ("repeats", "prune_number", "n_tasks", "region_samples"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.precision is not None and (not isinstance(self.precision, int) or self.precision < 1):
-            raise ValueError(f"precision must be a positive int or None, got {self.precision!r}")
+            check_positive_int(name, getattr(self, name))
+        check_optional_positive_int("precision", self.precision)
         MetaNTK(self.algorithm, self.inner_lr_time, self.reg, backend=self.backend)  # validates the rest
 
     @property
@@ -249,10 +255,11 @@ def _with_removed(alphas: dict[str, torch.Tensor], cand: Candidate, op_index: in
     return new
 
 
-def run_pruning_search(space: PrunableSpace, source: TaskSource, settings: SearchSettings | None = None, *,
-                       progress: bool = False) -> SearchResult:
+def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int, int], TaskBatch],
+                       settings: SearchSettings | None = None, *, progress: bool = False) -> SearchResult:
     """Prune ``space``'s supernet to one architecture using tasks from ``source``."""
     s = settings or SearchSettings()
+    source = as_task_sampler(source)
     start = time.perf_counter()
     scorer = _Scorer(s)
     alphas = {k: v.clone().float() for k, v in space.initial_alphas().items()}
@@ -261,7 +268,7 @@ def run_pruning_search(space: PrunableSpace, source: TaskSource, settings: Searc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.seed)
         head_rng = np.random.default_rng(s.seed)
-        pool = source(10, _derived_seed(s.seed, 999)).inputs()
+        pool = source.sample(10, _derived_seed(s.seed, 999)).inputs()
         round_index = 0
         with tqdm(desc=f"MetaNTK-NAS on {space.name}", unit="round", total=_planned_rounds(space, alphas, s),
                    disable=not progress) as bar:
@@ -326,7 +333,7 @@ def _ranked(cands: list[Candidate], precision: int | None) -> list[Candidate]:
     return [cands[i] for i in order]
 
 
-def _score_candidates(space: PrunableSpace, source: TaskSource, s: SearchSettings, scorer: _Scorer,
+def _score_candidates(space: PrunableSpace, source: TaskSampler, s: SearchSettings, scorer: _Scorer,
                       alphas: dict[str, torch.Tensor], cands: list[Candidate], round_index: int,
                       pool: torch.Tensor, head_rng: np.random.Generator, *, whole_edge: bool) -> None:
     """Fill ``kappa_deltas`` and ``region_deltas`` of every candidate, one entry per repeat."""
@@ -350,7 +357,7 @@ def _score_candidates(space: PrunableSpace, source: TaskSource, s: SearchSetting
             thin = region_net()
             for repeat in range(s.repeats):
                 batch_seed = _derived_seed(s.seed, round_index, j, repeat, 1)
-                tasks = source(s.n_tasks, batch_seed).to(device)
+                tasks = source.sample(s.n_tasks, batch_seed).to(device)
                 space.apply_alphas(net, alphas)
                 k_o = scorer.kappa(net, tasks, int(head_rng.integers(2**31)), "origin")
                 space.apply_alphas(net, cand_alphas(c))
@@ -371,7 +378,7 @@ def _score_candidates(space: PrunableSpace, source: TaskSource, s: SearchSetting
         _kaiming_normal_(net, mode="fan_out", generator=torch.Generator().manual_seed(batch_seed))
         thin = region_net()
         _kaiming_normal_(thin, mode="fan_in", generator=torch.Generator().manual_seed(batch_seed + 1))
-        tasks = source(s.n_tasks, batch_seed).to(device)
+        tasks = source.sample(s.n_tasks, batch_seed).to(device)
         head_seed = _derived_seed(batch_seed, 3)
         k_o = scorer.kappa(net, tasks, head_seed, "origin")
         r_o = scorer.regions(thin, crops)

@@ -15,73 +15,47 @@ The class is ``nni.trace``-d, so NNI can record and rebuild it from its argument
 
 from __future__ import annotations
 
-import math
+from dataclasses import fields
+from typing import Any
 
 from torch import nn
 
 from metantk_plugin.integrations.nni._require import require_nni
-from metantk_plugin.integrations.nni.network import NORM_MODES
-from metantk_plugin.integrations.nni.scoring import INVALID_SCORE, ProxyScore, finite_metric, score_network
-from metantk_plugin.integrations.nni.tasks import resolve_tasks
-from metantk_plugin.proxies.registry import get_proxy
-from metantk_plugin.tasks import TaskBatch
+from metantk_plugin.integrations.nni.scoring import ProxyScore, finite_metric
+from metantk_plugin.integrations.nni.tasks import ProxyScoring
 
 nni = require_nni("nni")
 _evaluator = require_nni("nni.nas.evaluator")
 
 __all__ = ["ProxyEvaluator"]
 
+_SCORING_FIELDS = frozenset(f.name for f in fields(ProxyScoring))
+
 
 @nni.trace
 class ProxyEvaluator(_evaluator.Evaluator):
     """Scores a model with the registered proxy ``proxy`` (default MetaNTK) and reports it to NNI.
 
-    ``tasks``, ``task_options``: see :mod:`metantk_plugin.integrations.nni.tasks`
-    (``n_tasks`` tasks drawn once with ``task_seed``); ``seed`` re-draws the
-    model's weights and seeds the proxy; ``norm`` and ``feature_layer`` as in
-    :func:`kernel_ready`; ``invalid_score`` replaces non-finite scores; ``proxy_options``
-    are passed to the proxy (e.g. ``{'algorithm': 'anil'}``); ``device`` runs the kernels.
+    ``options`` are the keyword arguments of :meth:`ProxyScoring.from_options`: ``tasks``,
+    ``task_options`` (see :mod:`metantk_plugin.integrations.nni.tasks`), ``n_tasks`` tasks
+    drawn once with ``task_seed``, ``seed``, ``norm``, ``feature_layer``,
+    ``invalid_score``, ``proxy_options`` and ``device``; each is also an attribute.
     """
 
-    def __init__(
-        self,
-        proxy: str = "metantk",
-        *,
-        tasks: TaskBatch | str | None = None,
-        n_tasks: int = 3,
-        task_seed: int = 0,
-        task_options: dict | None = None,
-        seed: int = 0,
-        norm: str = "group",
-        feature_layer: str | None = "auto",
-        invalid_score: float = INVALID_SCORE,
-        proxy_options: dict | None = None,
-        device: str | None = None,
-    ):
-        get_proxy(proxy)  # a ValueError lists the registered names
-        if norm not in NORM_MODES:
-            raise ValueError(f"norm must be one of {NORM_MODES}, got {norm!r}")
-        if not isinstance(invalid_score, (int, float)) or not math.isfinite(invalid_score):
-            raise ValueError(f"invalid_score must be a finite number, got {invalid_score!r}")
-        if proxy_options is not None and not isinstance(proxy_options, dict):
-            raise ValueError(f"proxy_options must be a dict of keyword arguments, got {proxy_options!r}")
-        self.proxy = proxy
-        self.tasks = resolve_tasks(tasks, n_tasks=n_tasks, task_seed=task_seed, task_options=task_options)
-        self.seed = seed
-        self.norm = norm
-        self.feature_layer = feature_layer
-        self.invalid_score = float(invalid_score)
-        self.proxy_options = dict(proxy_options or {})
-        self.device = device
+    def __init__(self, proxy: str = "metantk", **options: Any):
+        self.scoring = ProxyScoring.from_options(proxy, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "scoring" and name in _SCORING_FIELDS:
+            return getattr(self.scoring, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def extra_repr(self) -> str:
         return f"proxy={self.proxy!r}, seed={self.seed}, norm={self.norm!r}, tasks={self.tasks.n_tasks}"
 
     def score(self, model: nn.Module) -> ProxyScore:
         """The proxy score of ``model`` without reporting it."""
-        return score_network(model, self.tasks, proxy=self.proxy, seed=self.seed, norm=self.norm,
-                             feature_layer=self.feature_layer, invalid_score=self.invalid_score,
-                             device=self.device, **self.proxy_options)
+        return self.scoring.score(model)
 
     def evaluate(self, model: nn.Module) -> ProxyScore:
         """Score ``model`` and report the raw value (intermediate) and the score (final) to NNI."""

@@ -23,9 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from metantk_plugin.integrations.nni.network import NORM_MODES
-from metantk_plugin.integrations.nni.scoring import INVALID_SCORE, ProxyScore, score_network
-from metantk_plugin.integrations.nni.tasks import resolve_tasks
+from metantk_plugin.integrations.nni.scoring import ProxyScore
+from metantk_plugin.integrations.nni.tasks import ProxyScoring
 from metantk_plugin.proxies.registry import get_proxy
 from metantk_plugin.tasks import TaskBatch
 
@@ -47,29 +46,12 @@ class ProxyFilter:
     """``filter_fn`` for ``nni.nas.strategy.middleware.Filter``: True keeps a model.
 
     At least one of ``threshold`` (minimum higher-is-better score) and ``top_fraction``
-    (in (0, 1]) must be set. ``proxy``, ``tasks``, ``n_tasks``, ``task_seed``,
-    ``task_options``, ``seed``, ``norm``, ``feature_layer``, ``invalid_score``,
-    ``proxy_options`` and ``device`` as in
-    :class:`ProxyEvaluator`.
+    (in (0, 1]) must be set; ``proxy`` and ``options`` as in :class:`ProxyEvaluator`
+    (the keyword arguments of :meth:`ProxyScoring.from_options`).
     """
 
-    def __init__(
-        self,
-        proxy: str = "metantk",
-        *,
-        threshold: float | None = None,
-        top_fraction: float | None = None,
-        tasks: TaskBatch | str | None = None,
-        n_tasks: int = 3,
-        task_seed: int = 0,
-        task_options: dict | None = None,
-        seed: int = 0,
-        norm: str = "group",
-        feature_layer: str | None = "auto",
-        invalid_score: float = INVALID_SCORE,
-        proxy_options: dict | None = None,
-        device: str | None = None,
-    ):
+    def __init__(self, proxy: str = "metantk", *, threshold: float | None = None,
+                 top_fraction: float | None = None, **options: Any):
         get_proxy(proxy)
         if threshold is None and top_fraction is None:
             raise ValueError("ProxyFilter needs a threshold, a top_fraction or both; got neither")
@@ -77,16 +59,19 @@ class ProxyFilter:
             raise ValueError(f"threshold must be a finite number (a higher-is-better score), got {threshold!r}")
         if top_fraction is not None and not (isinstance(top_fraction, (int, float)) and 0 < top_fraction <= 1):
             raise ValueError(f"top_fraction must lie in (0, 1], got {top_fraction!r}")
-        if norm not in NORM_MODES:
-            raise ValueError(f"norm must be one of {NORM_MODES}, got {norm!r}")
-        self.proxy = proxy
+        self.scoring = ProxyScoring.from_options(proxy, **options)
         self.threshold = threshold
         self.top_fraction = top_fraction
-        self.tasks = resolve_tasks(tasks, n_tasks=n_tasks, task_seed=task_seed, task_options=task_options)
-        self._options = dict(seed=seed, norm=norm, feature_layer=feature_layer, invalid_score=invalid_score,
-                             device=device, **(proxy_options or {}))
         self.history: list[FilterDecision] = []
         self._cache: dict[str, ProxyScore] = {}
+
+    @property
+    def proxy(self) -> str:
+        return self.scoring.proxy
+
+    @property
+    def tasks(self) -> TaskBatch:
+        return self.scoring.tasks
 
     def __repr__(self) -> str:
         return f"ProxyFilter(proxy={self.proxy!r}, threshold={self.threshold}, top_fraction={self.top_fraction})"
@@ -97,7 +82,7 @@ class ProxyFilter:
         key = json.dumps(sample, sort_keys=True, default=str)
         result = self._cache.get(key)
         if result is None:
-            result = score_network(model.executable_model(), self.tasks, proxy=self.proxy, **self._options)
+            result = self.scoring.score(model.executable_model())
             self._cache[key] = result
         reason = self._rejection(result.score)
         self.history.append(FilterDecision(sample, result, not reason, reason))
