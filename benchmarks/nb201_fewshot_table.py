@@ -150,7 +150,9 @@ def report(config: dict, plan: dict, archs: list[str]) -> dict:
 
 def markdown(config: dict, out: dict, results, targets: dict, retest_lines) -> str:
     lines = ["# Few-shot ground truth for NAS-Bench-201 cells", "",
-             f"{out['cells']} cells (RFS seconds per cell: {out['seconds_per_cell']})", ""]
+             "Cells per phase: " + ", ".join(f"{phase} {n}" for phase, n in out["cells"].items())
+             + "; mean training seconds per cell (wall, on a shared machine): "
+             + ", ".join(f"{phase} {s:.0f} s" for phase, s in out["seconds_per_cell"].items()), ""]
     lines += ["## Test-retest (the ceiling no proxy can pass)", ""]
     for name, a in retest_lines:
         lines.append(f"- {name}: ρ = {a['spearman']:+.3f} [{a['spearman_ci'][0]:+.2f}, {a['spearman_ci'][1]:+.2f}] "
