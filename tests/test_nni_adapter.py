@@ -18,7 +18,7 @@ from torch import nn
 
 from metantk_plugin.integrations.nni import INVALID_SCORE, kernel_ready, score_network
 from metantk_plugin.kernels import empirical_ntk
-from metantk_plugin.norms import group_count
+from metantk_plugin.network_adapter import group_count
 from metantk_plugin.search.space import REMOVED
 from metantk_plugin.spaces.nasbench201 import all_architectures
 from metantk_plugin.tasks import TaskBatch, synthetic_tasks

@@ -3,10 +3,18 @@ functional updates, the RFS pre-train + logistic-regression protocol (both as tr
 protocol objects), the Conv-4 baseline, resumable output folders, and episode evaluation
 with 95% confidence intervals."""
 
+import warnings
+
 from metantk_plugin.fewshot.conv4 import Conv4
 from metantk_plugin.fewshot.evaluation import EpisodeResult, confidence_interval, evaluate_episodes
 from metantk_plugin.fewshot.logistic import fit_logistic_regression
-from metantk_plugin.fewshot.maml import ALGORITHMS, MetaConfig, MetaLearner, adapted_accuracy, meta_gradient
+from metantk_plugin.fewshot.maml import (
+    META_LEARNING_ALGORITHMS,
+    MetaConfig,
+    MetaLearner,
+    adapted_accuracy,
+    meta_gradient,
+)
 from metantk_plugin.fewshot.networks import build_network
 from metantk_plugin.fewshot.output_folder import OutputConflict, OutputFolder
 from metantk_plugin.fewshot.pipeline import PROTOCOLS, EvaluationSettings, build_protocol, run_evaluation
@@ -15,7 +23,7 @@ from metantk_plugin.fewshot.rfs import PretrainConfig, Pretrainer, probe_accurac
 from metantk_plugin.fewshot.training import TrainingHistory, meta_train
 
 __all__ = [
-    "ALGORITHMS",
+    "META_LEARNING_ALGORITHMS",
     "PROTOCOLS",
     "Conv4",
     "EpisodeResult",
@@ -41,3 +49,12 @@ __all__ = [
     "probe_accuracy",
     "run_evaluation",
 ]
+
+
+def __getattr__(name: str):
+    # deprecated for one release: the name says what the algorithms are
+    if name == "ALGORITHMS":
+        warnings.warn("metantk_plugin.fewshot.ALGORITHMS is deprecated; use META_LEARNING_ALGORITHMS",
+                      DeprecationWarning, stacklevel=2)
+        return META_LEARNING_ALGORITHMS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

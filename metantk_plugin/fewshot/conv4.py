@@ -18,6 +18,9 @@ class Conv4(nn.Module):
     head weights N(0, 1) (``head_init='normal'``) or 0 (``'zeros'``, which suits ANIL: a
     few head steps cannot outweigh N(0, 1) logits) and zero bias."""
 
+    head_name = "classifier"
+    """The linear head: ``logits = classifier(features)`` (what ANIL adapts)."""
+
     def __init__(self, num_classes: int = 5, in_channels: int = 1, hidden: int = 64, blocks: int = 4,
                  head_init: str = "normal"):
         super().__init__()

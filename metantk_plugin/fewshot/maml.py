@@ -10,6 +10,8 @@ and the meta-loss is ``L_Q(θ_k)`` averaged over the tasks of a meta-batch. Its 
 * ``fomaml``: ∇_{θ_k} L_Q(θ_k), the inner steps treated as constants (first order);
 * ``anil``:   only the linear head is adapted in the inner loop, on the body's features;
   the meta-gradient reaches the body through the features (second order in the head).
+  The head is the one the network declares (``head_name``), else a guess
+  (:func:`~metantk_plugin.network_adapter.linear_head`).
 
 Two execution strategies give the same gradients: ``loop`` (a Python loop over tasks
 with ``torch.autograd``; fastest on CPU, where batched per-task convolutions are slow)
@@ -23,6 +25,7 @@ their own statistics, in training and at test time.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -31,11 +34,11 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from metantk_plugin.kernels.ntk import split_output
+from metantk_plugin.network_adapter import linear_head, split_output
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
-    "ALGORITHMS",
+    "META_LEARNING_ALGORITHMS",
     "STRATEGIES",
     "MetaConfig",
     "MetaLearner",
@@ -44,10 +47,10 @@ __all__ = [
     "use_batch_statistics",
 ]
 
-ALGORITHMS = ("maml", "fomaml", "anil")
+META_LEARNING_ALGORITHMS = ("maml", "fomaml", "anil")
+"""The meta-training algorithms (the module docstring); ``fomaml`` has no MetaNTK kernel of its own."""
 STRATEGIES = ("auto", "loop", "vmap")
 Params = dict[str, torch.Tensor]
-_HEAD_ATTRIBUTES = ("classifier", "head", "fc", "linear", "last_linear")
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,8 @@ class MetaConfig:
     strategy: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"unknown algorithm {self.algorithm!r}; expected one of {list(ALGORITHMS)}")
+        if self.algorithm not in META_LEARNING_ALGORITHMS:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}; expected one of {list(META_LEARNING_ALGORITHMS)}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {list(STRATEGIES)}")
         for name in ("inner_lr", "meta_lr", "test_inner_lr", "grad_clip"):
@@ -109,7 +112,7 @@ class _Functional:
     def __init__(self, network: nn.Module, algorithm: str):
         self.network = network
         self.algorithm = algorithm
-        self.head: tuple[str, str | None] | None = _head_names(network) if algorithm == "anil" else None
+        self.head: tuple[str, str | None] | None = _head_parameters(network) if algorithm == "anil" else None
 
     def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return split_output(functional_call(self.network, params, (x,)))[1]
@@ -141,15 +144,10 @@ class _Functional:
                 )
 
 
-def _head_names(network: nn.Module) -> tuple[str, str | None]:
-    modules = dict(network.named_modules())
-    name = next((a for a in _HEAD_ATTRIBUTES if isinstance(modules.get(a), nn.Linear)), None)
-    if name is None:
-        linears = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
-        if not linears:
-            raise ValueError("ANIL needs a linear head (an nn.Linear module); the network has none")
-        name = linears[-1]
-    head = modules[name]
+def _head_parameters(network: nn.Module) -> tuple[str, str | None]:
+    """The names of the linear head's weight and bias (None without a bias)."""
+    name = linear_head(network)
+    head = network.get_submodule(name)
     return f"{name}.weight", (f"{name}.bias" if head.bias is not None else None)
 
 
@@ -329,3 +327,12 @@ class MetaLearner:
     def load_state_dict(self, state: dict) -> None:
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def __getattr__(name: str):
+    # deprecated for one release: the name says what the algorithms are
+    if name == "ALGORITHMS":
+        warnings.warn("metantk_plugin.fewshot.maml.ALGORITHMS is deprecated; use META_LEARNING_ALGORITHMS",
+                      DeprecationWarning, stacklevel=2)
+        return META_LEARNING_ALGORITHMS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

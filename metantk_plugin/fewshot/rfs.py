@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from metantk_plugin.data.episodes import EpisodeSampler, as_generator
 from metantk_plugin.fewshot.evaluation import EpisodeResult, confidence_interval, episode_seeds
 from metantk_plugin.fewshot.logistic import fit_logistic_regression
-from metantk_plugin.kernels.ntk import split_output
+from metantk_plugin.network_adapter import split_output
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [

@@ -50,8 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from metantk_plugin.kernels import split_output
-from metantk_plugin.norms import batchnorm_to_groupnorm
+from metantk_plugin.network_adapter import FeaturesAndLogits, replace_batchnorm
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.registry import get_proxy
 from metantk_plugin.spaces.nasbench201.codec import NB201Arch, parse_arch
@@ -251,42 +250,11 @@ def _score_private_copy(net: nn.Module, inputs: torch.Tensor, targets: torch.Ten
             "graph.set_spec(op_indices) and graph.parse() before scoring it"
         )
     tasks = tasks_fitting_batch(inputs, targets, settings)
-    batchnorm_to_groupnorm(net)
+    replace_batchnorm(net, "group")
     proxy = get_proxy(_CORE_PROXY[algorithm])
-    kappa = proxy.compute(_FeaturesAndLogits(net), tasks, seed=settings.seed, inner_lr_time=settings.inner_lr_time,
+    kappa = proxy.compute(FeaturesAndLogits(net), tasks, seed=settings.seed, inner_lr_time=settings.inner_lr_time,
                           reg=settings.reg, backend=settings.backend)
     return proxy.oriented(kappa)
-
-
-class _FeaturesAndLogits(nn.Module):
-    """``x -> (features [N, D], logits)``: the features are the input of the last
-    ``nn.Linear`` the network calls (a NASLib graph's classifier)."""
-
-    def __init__(self, network: nn.Module):
-        super().__init__()
-        self.network = network
-        self._linears = [m for m in network.modules() if isinstance(m, nn.Linear)]
-        if not self._linears:
-            raise ValueError(
-                f"the {type(network).__name__} has no registered nn.Linear layer, so there are no penultimate "
-                "features for MetaNTK's head; for a NASLib graph, call graph.parse() after graph.set_spec(...)"
-            )
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        captured: list[torch.Tensor] = []
-
-        def capture(module: nn.Module, inputs: tuple) -> None:
-            captured.append(inputs[0])
-
-        handles = [m.register_forward_pre_hook(capture) for m in self._linears]
-        try:
-            _, logits = split_output(self.network(x))
-        finally:
-            for handle in handles:
-                handle.remove()
-        if not captured:
-            raise ValueError(f"the {type(self.network).__name__} called none of its nn.Linear layers in forward")
-        return captured[-1].flatten(1), logits
 
 
 # ---------------------------------------------------------------------------- NASLib measure registry

@@ -19,8 +19,10 @@ Backends:
 * ``"vmap"``: ``torch.func.vmap`` of per-sample ``grad``; holds ``N x |θ|``.
 * ``"loop"``: one forward and backward per sample; the plain reference for tests.
 
-Samples must be independent: BatchNorm in training mode couples them, so a network
-holding one is refused (use GroupNorm, ``eval()``, or no normalisation).
+The network returns logits or a ``(features, logits)`` pair
+(:func:`metantk_plugin.network_adapter.split_output`). Samples must be independent:
+BatchNorm in training mode couples them, so a network holding one is refused (use
+GroupNorm, ``eval()``, or no normalisation: :func:`~metantk_plugin.network_adapter.replace_batchnorm`).
 """
 
 from __future__ import annotations
@@ -31,25 +33,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["BACKENDS", "NTKResult", "empirical_ntk", "kernel_modules", "split_output"]
+from metantk_plugin.network_adapter import split_output
+
+__all__ = ["BACKENDS", "NTKResult", "empirical_ntk", "kernel_modules"]
 
 BACKENDS = ("gram", "vmap", "loop")
 _KERNEL_TYPES = (nn.Conv2d, nn.Linear)
-
-
-def split_output(out: torch.Tensor | tuple | list) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(features, logits)`` from a network output that is a tensor or a (features, logits) pair."""
-    if isinstance(out, torch.Tensor):
-        return out, out
-    if isinstance(out, (tuple, list)) and len(out) == 2:
-        features, logits = out
-        if isinstance(features, (tuple, list)):  # MetaNAS/RFS style ([features], logits)
-            features = features[-1]
-        return features, logits
-    raise TypeError(
-        "a network must return a tensor or a (features, logits) pair; "
-        f"got {type(out).__name__}"
-    )
 
 
 @dataclass

@@ -8,11 +8,10 @@ import copy
 import torch
 from torch import nn
 
-from metantk_plugin.kernels import split_output
+from metantk_plugin.network_adapter import split_output
 from metantk_plugin.tasks import TaskBatch
 
 WEIGHT_LAYERS = (nn.Conv2d, nn.Linear)
-NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
 
 def working_copy(network: nn.Module) -> nn.Module:
@@ -77,13 +76,3 @@ def gradients(output: torch.Tensor, tensors: list[torch.Tensor], **kwargs) -> li
     """``d output / d tensors`` with zeros for tensors the output does not depend on."""
     grads = torch.autograd.grad(output, tensors, allow_unused=True, **kwargs)
     return [torch.zeros_like(t) if g is None else g for t, g in zip(tensors, grads)]
-
-
-def strip_normalisation(network: nn.Module) -> nn.Module:
-    """Replace every normalisation layer of ``network`` (in place) by the identity."""
-    for name, module in list(network.named_modules()):
-        if name and isinstance(module, NORM_LAYERS):
-            parent_name, _, child = name.rpartition(".")
-            parent = network.get_submodule(parent_name) if parent_name else network
-            setattr(parent, child, nn.Identity())
-    return network

@@ -26,14 +26,15 @@ from metantk_plugin.kernels import (
     empirical_ntk,
     kernel_eigenvalues,
     metantk_from_kernels,
-    split_output,
 )
+from metantk_plugin.network_adapter import split_output
 from metantk_plugin.proxies._network import device_dtype
 from metantk_plugin.tasks import TaskBatch
 
-__all__ = ["ALGORITHMS", "MetaNTK", "MetaNTKResult", "seeded_head"]
+__all__ = ["METANTK_ALGORITHMS", "MetaNTK", "MetaNTKResult", "seeded_head"]
 
-ALGORITHMS = ("maml", "anil")
+METANTK_ALGORITHMS = ("maml", "anil")
+"""The meta-learning algorithms whose kernel MetaNTK forms: K = Θ (maml) or the head's share of Θ (anil)."""
 
 
 @dataclass
@@ -69,8 +70,8 @@ class MetaNTK:
 
     def __init__(self, algorithm: str = "maml", inner_lr_time: float = math.inf, reg: float = 1e-3,
                  ways: int | None = None, include_bias: bool = False, seed: int = 0, backend: str = "gram"):
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        if algorithm not in METANTK_ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {METANTK_ALGORITHMS}, got {algorithm!r}")
         if not (inner_lr_time > 0):
             raise ValueError(f"inner_lr_time must be > 0 (math.inf for the converged limit), got {inner_lr_time!r}")
         if not (reg >= 0) or math.isinf(reg):
@@ -114,3 +115,12 @@ class MetaNTK:
     def condition_number(self, network: nn.Module, tasks: TaskBatch, *, label: str = "network") -> float:
         """The MetaNTK condition number of ``network`` on ``tasks`` (lower is better)."""
         return self.evaluate(network, tasks, label=label).condition_number
+
+
+def __getattr__(name: str):
+    # deprecated for one release: the name says what the algorithms are
+    if name == "ALGORITHMS":
+        warnings.warn("metantk_plugin.proxies.metantk.ALGORITHMS is deprecated; use METANTK_ALGORITHMS",
+                      DeprecationWarning, stacklevel=2)
+        return METANTK_ALGORITHMS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

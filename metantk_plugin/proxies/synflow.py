@@ -15,13 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from metantk_plugin.proxies._network import (
-    device_dtype,
-    gradients,
-    layer_weights,
-    logits_of,
-    strip_normalisation,
-)
+from metantk_plugin.network_adapter import strip_normalisation
+from metantk_plugin.proxies._network import device_dtype, gradients, layer_weights, logits_of
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
 

@@ -22,8 +22,8 @@ import math
 import torch
 from torch import nn
 
-from metantk_plugin.kernels import split_output
-from metantk_plugin.proxies._network import NORM_LAYERS, WEIGHT_LAYERS, device_dtype
+from metantk_plugin.network_adapter import NORM_LAYERS, split_output
+from metantk_plugin.proxies._network import WEIGHT_LAYERS, device_dtype
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from metantk_plugin import __version__
+from metantk_plugin.network_adapter import NETWORK_NORMS
 from metantk_plugin.proxies.registry import check_proxy_options, resolve_proxy
 from metantk_plugin.task_spec import TaskSpec, check_positive_int
 
@@ -33,7 +34,6 @@ __all__ = [
 ]
 
 SPACES = ("nb201",)
-NETWORK_NORMS = ("batch", "group", "none")
 DTYPES = ("float32", "float64")
 KERNEL_PROXIES = ("metantk", "metantk_anil", "ntk_cond", "linear_regions")
 """Proxies that need independent samples, so they see the GroupNorm network by default."""

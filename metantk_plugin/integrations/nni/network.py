@@ -9,7 +9,9 @@ gradients, and with them every NTK, are undefined. :func:`kernel_ready` therefor
 2. re-draws every parameter from ``seed``: each module's own ``reset_parameters()`` in
    module order, under a forked generator, so a score depends only on the architecture,
    the seed and the tasks, never on what NNI drew before,
-3. replaces the BatchNorm layers (``norm``):
+3. replaces the BatchNorm layers by ``norm``, one of
+   :data:`~metantk_plugin.network_adapter.KERNEL_NORMS`
+   (:func:`~metantk_plugin.network_adapter.replace_batchnorm`):
 
    * ``'group'`` (default, as the official MetaNTK-NAS code does): ``GroupNorm`` over
      ``C`` channels with as many groups as the largest divisor of ``C`` not above 16
@@ -20,8 +22,10 @@ gradients, and with them every NTK, are undefined. :func:`kernel_ready` therefor
 
 4. exposes features: with ``feature_layer='auto'`` a network with a ``classifier``
    ``nn.Linear`` (every NNI hub space) returns ``(features, logits)``, the features being
-   the classifier's input ``[N, D]``, so MetaNTK attaches its head to the penultimate
-   features as in the paper; a network without one is scored on its outputs.
+   the classifier's input ``[N, D]``
+   (:class:`~metantk_plugin.network_adapter.FeaturesAndLogits`), so MetaNTK attaches its
+   head to the penultimate features as in the paper; a network without one is scored on
+   its outputs.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ import warnings
 import torch
 from torch import nn
 
-from metantk_plugin.kernels import split_output
-from metantk_plugin.norms import group_norm_like
+from metantk_plugin.network_adapter import KERNEL_NORMS, FeaturesAndLogits, replace_batchnorm
 
 __all__ = ["NORM_MODES", "kernel_ready"]
 
-NORM_MODES = ("group", "eval", "none")
+NORM_MODES = KERNEL_NORMS
+"""The ``norm`` values :func:`kernel_ready` accepts: :data:`~metantk_plugin.network_adapter.KERNEL_NORMS`."""
 
 
 def kernel_ready(
@@ -56,10 +60,16 @@ def kernel_ready(
         raise ValueError(f"seed must be an int, got {seed!r}")
     net = copy.deepcopy(network).cpu()
     _reset_parameters(net, seed)
-    _replace_batchnorm(net, norm)
-    layer = _feature_layer(net, feature_layer)
-    wrapped = net if layer is None else _FeaturesAndLogits(net, layer)
+    wrapped = _kernel_view(net, norm, feature_layer)
     return wrapped.to(device) if device is not None else wrapped
+
+
+def _kernel_view(network: nn.Module, norm: str, feature_layer: str | None = "auto") -> nn.Module:
+    """``network`` with its BatchNorm replaced in place by ``norm`` (steps 3 and 4 of the
+    module docstring), wrapped to return ``(features, logits)`` when a feature layer is found."""
+    replace_batchnorm(network, norm)
+    layer = _feature_layer(network, feature_layer)
+    return network if layer is None else FeaturesAndLogits(network, layer)
 
 
 def _reset_parameters(network: nn.Module, seed: int) -> None:
@@ -80,17 +90,6 @@ def _reset_parameters(network: nn.Module, seed: int) -> None:
         )
 
 
-def _replace_batchnorm(network: nn.Module, norm: str) -> None:
-    for name, child in list(network.named_children()):
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            if norm == "eval":
-                child.eval()
-            else:
-                setattr(network, name, group_norm_like(child) if norm == "group" else nn.Identity())
-        else:
-            _replace_batchnorm(child, norm)
-
-
 def _feature_layer(network: nn.Module, feature_layer: str | None) -> nn.Module | None:
     if feature_layer is None:
         return None
@@ -105,26 +104,3 @@ def _feature_layer(network: nn.Module, feature_layer: str | None) -> nn.Module |
             f"'auto' or None; got {feature_layer!r}; the network's nn.Linear modules are {linears}"
         )
     return modules[feature_layer]
-
-
-class _FeaturesAndLogits(nn.Module):
-    """``x -> (input of feature layer [N, D], logits)``."""
-
-    def __init__(self, network: nn.Module, layer: nn.Module):
-        super().__init__()
-        self.network = network
-        self._captured: list[torch.Tensor] = []
-        layer.register_forward_pre_hook(self._capture)
-
-    def _capture(self, module: nn.Module, inputs: tuple) -> None:
-        self._captured.append(inputs[0])
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self._captured.clear()
-        _, logits = split_output(self.network(x))
-        if len(self._captured) != 1:
-            raise RuntimeError(
-                f"the feature layer ran {len(self._captured)} times in one forward pass; expected once"
-            )
-        features = self._captured.pop()
-        return features.flatten(1), logits

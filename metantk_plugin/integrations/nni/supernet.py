@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from metantk_plugin.integrations.nni._require import require_nni
-from metantk_plugin.integrations.nni.network import NORM_MODES, _feature_layer, _FeaturesAndLogits, _replace_batchnorm
+from metantk_plugin.integrations.nni.network import NORM_MODES, _kernel_view
 from metantk_plugin.search.space import REMOVED, PrunableSpace
 from metantk_plugin.spaces.mixed_edges import active_operations
 
@@ -99,10 +99,7 @@ class NNIPrunableSpace(PrunableSpace):
         return {CELL_TYPE: alpha}
 
     def kernel_network(self, alphas: dict[str, torch.Tensor]) -> nn.Module:
-        net = self._supernet({}, alphas)
-        _replace_batchnorm(net, self.norm)
-        layer = _feature_layer(net, "auto")
-        return net if layer is None else _FeaturesAndLogits(net, layer)
+        return _kernel_view(self._supernet({}, alphas), self.norm)
 
     def region_network(self, alphas: dict[str, torch.Tensor]) -> nn.Module:
         net = self._supernet(self.region_kwargs, alphas)

@@ -98,6 +98,9 @@ class DartsEvalNetwork(nn.Module):
     Input ``[N, input_channels, H, W]`` (``input_size`` = H = W is the size it is meant for);
     output ``(features [N, feature_dim], logits [N, num_classes])``."""
 
+    head_name = "classifier"
+    """The linear head: ``logits = classifier(features)`` (what ANIL adapts)."""
+
     def __init__(
         self,
         genotype: Genotype,

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from metantk_plugin.network_adapter import NETWORK_NORMS as NORMS
+
 __all__ = [
     "NORMS",
     "OP_ALIASES",
@@ -61,7 +63,6 @@ OP_NAMES: tuple[str, ...] = (
 OP_ALIASES: dict[str, str] = {"avg_pool_3x3": "avg_pool_3x3BN", "max_pool_3x3": "max_pool_3x3BN"}
 """MetaNAS spellings of the pooling operations."""
 
-NORMS = ("batch", "group", "none")
 _GROUPNORM_GROUPS = 16
 
 

@@ -30,12 +30,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from metantk_plugin.norms import group_count
+from metantk_plugin.network_adapter import NETWORK_NORMS as NORMS
+from metantk_plugin.network_adapter import group_count
 from metantk_plugin.spaces.nasbench201.codec import EDGES, NB201Arch, parse_arch
 
 __all__ = ["NORMS", "NB201Network", "build_network"]
-
-NORMS = ("batch", "group", "none")
 
 
 class NB201Network(nn.Module):
@@ -45,6 +44,9 @@ class NB201Network(nn.Module):
     :data:`NORMS`, ``in_channels`` of the images; ``seed`` draws the initial weights from
     ``torch.manual_seed(seed)`` without touching the global generator (``None``: the
     global generator draws them)."""
+
+    head_name = "classifier"
+    """The linear head: ``logits = classifier(features)`` (what ANIL adapts)."""
 
     def __init__(
         self,
