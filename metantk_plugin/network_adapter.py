@@ -9,9 +9,10 @@ Normalisation, one vocabulary (:data:`NORMS`), each name meaning one layer:
 * ``'batch'``: BatchNorm in training mode, normalising each batch with its own
   statistics (the official networks); it couples the samples of a batch;
 * ``'group'``: GroupNorm over ``C`` channels in :func:`group_count` groups (the largest
-  divisor of ``C`` not above 16: the official MetaNTK-NAS ``groupnorm16``);
-* ``'eval'``: BatchNorm in evaluation mode with fresh running statistics,
-  ``y = γ x / sqrt(1 + eps) + β``: no normalisation at initialisation;
+  divisor of ``C`` not above 16: the official MetaNTK-NAS ``groupnorm16``; the few-shot
+  DARTS space refuses channel counts where that is not ``min(16, C)``);
+* ``'eval'``: BatchNorm in evaluation mode, normalising with its running statistics
+  (fresh ones give ``y = γ x / sqrt(1 + eps) + β``: no normalisation at initialisation);
 * ``'none'``: the identity.
 
 Networks are built with :data:`NETWORK_NORMS`; kernels need samples that do not interact,

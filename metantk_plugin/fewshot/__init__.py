@@ -3,8 +3,7 @@ functional updates, the RFS pre-train + logistic-regression protocol (both as tr
 protocol objects), the Conv-4 baseline, resumable output folders, and episode evaluation
 with 95% confidence intervals."""
 
-import warnings
-
+from metantk_plugin._deprecation import renamed
 from metantk_plugin.fewshot.conv4 import Conv4
 from metantk_plugin.fewshot.evaluation import EpisodeResult, confidence_interval, evaluate_episodes
 from metantk_plugin.fewshot.logistic import fit_logistic_regression
@@ -50,11 +49,4 @@ __all__ = [
     "run_evaluation",
 ]
 
-
-def __getattr__(name: str):
-    # deprecated for one release: the name says what the algorithms are
-    if name == "ALGORITHMS":
-        warnings.warn("metantk_plugin.fewshot.ALGORITHMS is deprecated; use META_LEARNING_ALGORITHMS",
-                      DeprecationWarning, stacklevel=2)
-        return META_LEARNING_ALGORITHMS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"ALGORITHMS": (f"{__name__}.META_LEARNING_ALGORITHMS", META_LEARNING_ALGORITHMS)})

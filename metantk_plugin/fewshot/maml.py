@@ -25,7 +25,6 @@ their own statistics, in training and at test time.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -34,6 +33,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from metantk_plugin._deprecation import renamed
 from metantk_plugin.network_adapter import linear_head, split_output
 from metantk_plugin.tasks import TaskBatch
 
@@ -49,6 +49,7 @@ __all__ = [
 
 META_LEARNING_ALGORITHMS = ("maml", "fomaml", "anil")
 """The meta-training algorithms (the module docstring); ``fomaml`` has no MetaNTK kernel of its own."""
+__getattr__ = renamed(__name__, {"ALGORITHMS": (f"{__name__}.META_LEARNING_ALGORITHMS", META_LEARNING_ALGORITHMS)})
 STRATEGIES = ("auto", "loop", "vmap")
 Params = dict[str, torch.Tensor]
 
@@ -327,12 +328,3 @@ class MetaLearner:
     def load_state_dict(self, state: dict) -> None:
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
-
-
-def __getattr__(name: str):
-    # deprecated for one release: the name says what the algorithms are
-    if name == "ALGORITHMS":
-        warnings.warn("metantk_plugin.fewshot.maml.ALGORITHMS is deprecated; use META_LEARNING_ALGORITHMS",
-                      DeprecationWarning, stacklevel=2)
-        return META_LEARNING_ALGORITHMS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from metantk_plugin._deprecation import renamed
 from metantk_plugin.kernels import (
     BACKENDS,
     DegenerateKernelWarning,
@@ -35,6 +36,7 @@ __all__ = ["METANTK_ALGORITHMS", "MetaNTK", "MetaNTKResult", "seeded_head"]
 
 METANTK_ALGORITHMS = ("maml", "anil")
 """The meta-learning algorithms whose kernel MetaNTK forms: K = Θ (maml) or the head's share of Θ (anil)."""
+__getattr__ = renamed(__name__, {"ALGORITHMS": (f"{__name__}.METANTK_ALGORITHMS", METANTK_ALGORITHMS)})
 
 
 @dataclass
@@ -115,12 +117,3 @@ class MetaNTK:
     def condition_number(self, network: nn.Module, tasks: TaskBatch, *, label: str = "network") -> float:
         """The MetaNTK condition number of ``network`` on ``tasks`` (lower is better)."""
         return self.evaluate(network, tasks, label=label).condition_number
-
-
-def __getattr__(name: str):
-    # deprecated for one release: the name says what the algorithms are
-    if name == "ALGORITHMS":
-        warnings.warn("metantk_plugin.proxies.metantk.ALGORITHMS is deprecated; use METANTK_ALGORITHMS",
-                      DeprecationWarning, stacklevel=2)
-        return METANTK_ALGORITHMS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
