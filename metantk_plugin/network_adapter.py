@@ -21,8 +21,8 @@ so a network's BatchNorm is replaced (:func:`replace_batchnorm`) by one of
 
 The linear head: ``logits = head(features)``, the layer ANIL adapts. A network declares
 it with the attribute ``head_name``, the head's qualified module name (the package's own
-networks set ``head_name = "classifier"``); for other networks :func:`linear_head` guesses
-it from common attribute names.
+networks set ``head_name = "classifier"``); :func:`head_name` reads it, and guesses it
+from common attribute names for other networks.
 
 This module imports only torch, so every layer of the package, ``kernels`` included, may
 import it.
@@ -34,7 +34,6 @@ import torch
 from torch import nn
 
 __all__ = [
-    "GUESSED_HEAD_NAMES",
     "KERNEL_NORMS",
     "NETWORK_NORMS",
     "NORMS",
@@ -42,7 +41,7 @@ __all__ = [
     "FeaturesAndLogits",
     "group_count",
     "group_norm_like",
-    "linear_head",
+    "head_name",
     "replace_batchnorm",
     "split_output",
     "strip_normalisation",
@@ -60,8 +59,7 @@ KERNEL_NORMS = ("group", "eval", "none")
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 """Every kind of normalisation layer, as :func:`strip_normalisation` removes them."""
 
-GUESSED_HEAD_NAMES = ("classifier", "head", "fc", "linear", "last_linear")
-"""Where :func:`linear_head` looks for the head of a network that does not declare one."""
+_GUESSED_HEAD_NAMES = ("classifier", "head", "fc", "linear", "last_linear")
 
 _MAX_GROUPS = 16
 
@@ -166,23 +164,19 @@ def _replace_layers(module: nn.Module, kinds, replacement) -> None:
 
 
 # ---------------------------------------------------------------------------- the linear head
-def linear_head(network: nn.Module) -> str:
+def head_name(network: nn.Module) -> str:
     """The qualified module name of the ``nn.Linear`` head of ``network``: the one it
-    declares as ``network.head_name``, else the first of :data:`GUESSED_HEAD_NAMES` that
-    is an ``nn.Linear``, else its last ``nn.Linear``; a ValueError when there is none or
-    the declaration names no ``nn.Linear``."""
-    modules = dict(network.named_modules())
+    declares as ``network.head_name``; else (a guess, for user networks) the first of
+    ``classifier``, ``head``, ``fc``, ``linear``, ``last_linear`` that is an ``nn.Linear``,
+    else its last ``nn.Linear``. A ValueError when the declaration names no ``nn.Linear``
+    or the network has none."""
+    linears = [name for name, m in network.named_modules() if isinstance(m, nn.Linear)]
     declared = getattr(network, "head_name", None)
     if declared is not None:
-        if not isinstance(declared, str) or not isinstance(modules.get(declared), nn.Linear):
-            linears = [name for name, m in modules.items() if isinstance(m, nn.Linear)]
+        if not isinstance(declared, str) or declared not in linears:
             raise ValueError(f"the {type(network).__name__} declares head_name={declared!r}, which names none of "
                              f"its nn.Linear modules {linears}")
         return declared
-    name = next((a for a in GUESSED_HEAD_NAMES if isinstance(modules.get(a), nn.Linear)), None)
-    if name is not None:
-        return name
-    linears = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError("ANIL needs a linear head (an nn.Linear module); the network has none")
-    return linears[-1]
+    return next((name for name in _GUESSED_HEAD_NAMES if name in linears), linears[-1])

@@ -19,7 +19,7 @@ from metantk_plugin.network_adapter import (
     NETWORK_NORMS,
     NORMS,
     FeaturesAndLogits,
-    linear_head,
+    head_name,
     replace_batchnorm,
     split_output,
     strip_normalisation,
@@ -144,17 +144,17 @@ def test_our_networks_declare_their_head():
     networks = [Conv4(in_channels=3, hidden=4), build_network(0, C=4, N=1, num_classes=3),
                 build_eval_network("metantk-nas/mini-5cell-1", num_classes=3, input_size=16, C=4, cells=2)]
     for net in networks:
-        assert net.head_name == "classifier" and linear_head(net) == "classifier"
+        assert net.head_name == "classifier" and head_name(net) == "classifier"
         features, logits = net(torch.randn(2, 3, 16, 16))
         assert torch.allclose(net.classifier(features), logits)
 
 
 def test_a_declared_head_wins_over_the_guess():
-    assert linear_head(DeclaredHead()) == "out"
-    assert linear_head(LogitsNet()) == "fc"  # the guess: the first of the usual names
+    assert head_name(DeclaredHead()) == "out"
+    assert head_name(LogitsNet()) == "fc"  # the guess: the first of the usual names
     with pytest.raises(ValueError, match="declares head_name='body', which names none of its nn.Linear modules "
                                          "\\['fc', 'out'\\]"):
-        linear_head(type("BadHead", (LogitsNet,), {"head_name": "body"})())
+        head_name(type("BadHead", (LogitsNet,), {"head_name": "body"})())
 
 
 def test_the_guess_for_user_networks():
@@ -162,10 +162,10 @@ def test_the_guess_for_user_networks():
     named.add_module("conv", nn.Conv2d(1, 2, 1))
     named.add_module("head", nn.Linear(2, 2))
     named.add_module("last", nn.Linear(2, 2))
-    assert linear_head(named) == "head"
-    assert linear_head(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))) == "2"  # the last nn.Linear
+    assert head_name(named) == "head"
+    assert head_name(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))) == "2"  # the last nn.Linear
     with pytest.raises(ValueError, match="ANIL needs a linear head"):
-        linear_head(nn.Sequential(nn.ReLU()))
+        head_name(nn.Sequential(nn.ReLU()))
 
 
 def test_anil_adapts_the_declared_head():

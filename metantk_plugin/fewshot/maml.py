@@ -11,7 +11,7 @@ and the meta-loss is ``L_Q(θ_k)`` averaged over the tasks of a meta-batch. Its 
 * ``anil``:   only the linear head is adapted in the inner loop, on the body's features;
   the meta-gradient reaches the body through the features (second order in the head).
   The head is the one the network declares (``head_name``), else a guess
-  (:func:`~metantk_plugin.network_adapter.linear_head`).
+  (:func:`~metantk_plugin.network_adapter.head_name`).
 
 Two execution strategies give the same gradients: ``loop`` (a Python loop over tasks
 with ``torch.autograd``; fastest on CPU, where batched per-task convolutions are slow)
@@ -34,7 +34,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from metantk_plugin._deprecation import renamed
-from metantk_plugin.network_adapter import linear_head, split_output
+from metantk_plugin.network_adapter import head_name, split_output
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
@@ -147,7 +147,7 @@ class _Functional:
 
 def _head_parameters(network: nn.Module) -> tuple[str, str | None]:
     """The names of the linear head's weight and bias (None without a bias)."""
-    name = linear_head(network)
+    name = head_name(network)
     head = network.get_submodule(name)
     return f"{name}.weight", (f"{name}.bias" if head.bias is not None else None)
 
