@@ -1,7 +1,8 @@
 """Command-line options written from dataclass fields, so a command's defaults are the API's.
 
-A settings dataclass declares each field with :func:`option` (its default and the help of
-its option). :func:`add_dataclass_arguments` adds one option per named field: the flag is
+A settings dataclass declares each field that is an option with :func:`option` (its default
+and the help of its option). :func:`add_dataclass_arguments` adds one option per named field
+(by default, per field declared with :func:`option`): the flag is
 ``--field-name`` (or the field's ``metadata['flag']``), the type, default and choices are
 the field's, a bool field that defaults to False is a switch, and the help is
 ``metadata['help']`` followed by ``(default VALUE)``; :func:`dataclass_values` reads the
@@ -50,45 +51,49 @@ def _value_type(field: dataclasses.Field) -> type:
     return _TYPES[base]
 
 
+def _option_names(settings: type) -> list[str]:
+    """The fields of ``settings`` declared with :func:`option`, in order."""
+    return [f.name for f in dataclasses.fields(settings) if "help" in f.metadata]
+
+
 def add_dataclass_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     settings: type,
     fields: Iterable[str] | None = None,
     *,
     help: Mapping[str, str] | None = None,
-    defaults: Mapping[str, Any] | None = None,
     choices: Mapping[str, Sequence[Any]] | None = None,
 ) -> None:
-    """Add the options of the ``fields`` (default: all) of the dataclass ``settings`` to
-    ``parser`` (or an argument group), in that order. ``help`` replaces a field's help text;
-    ``defaults`` replaces a field's default where a command's settings differ from
-    ``settings``'; ``choices`` gives a field's accepted values where its metadata cannot."""
+    """Add the options of the ``fields`` of the dataclass ``settings`` (default: those declared
+    with :func:`option`) to ``parser`` (or an argument group), in that order. ``help`` replaces
+    a field's help text; ``choices`` gives a field's accepted values where its metadata cannot
+    (their defining module imports torch)."""
     known = {f.name: f for f in dataclasses.fields(settings)}
-    help, defaults, choices = dict(help or {}), dict(defaults or {}), dict(choices or {})
-    for name in known if fields is None else fields:
+    help, choices = dict(help or {}), dict(choices or {})
+    for name in _option_names(settings) if fields is None else fields:
         if name not in known:
             raise ValueError(f"{settings.__name__} has no field {name!r}")
         field = known[name]
-        default = defaults.get(name, field.default)
-        if default is dataclasses.MISSING:
+        if field.default is dataclasses.MISSING:
             raise ValueError(f"field {name!r} of {settings.__name__} has no default to offer on the command line")
         text = help.get(name, field.metadata.get("help", ""))
         value_type = _value_type(field)
         if value_type is bool:
-            if default is not False:
+            if field.default is not False:
                 raise ValueError(f"field {name!r} of {settings.__name__} is a switch only when it defaults to False")
             parser.add_argument(option_flag(field), action="store_true", help=text)
             continue
-        if default is not None and "default" not in text:
-            text = f"{text} (default {default})"
+        if field.default is not None and "default" not in text:
+            text = f"{text} (default {field.default})"
         extra = {key: field.metadata[key] for key in ("metavar", "choices") if key in field.metadata}
         if name in choices:
             extra["choices"] = choices[name]
-        parser.add_argument(option_flag(field), type=value_type, default=default, help=text, **extra)
+        parser.add_argument(option_flag(field), type=value_type, default=field.default, help=text, **extra)
 
 
 def dataclass_values(args: argparse.Namespace, settings: type, fields: Iterable[str] | None = None) -> dict[str, Any]:
-    """``{field name: parsed value}`` for the ``fields`` (default: all) of ``settings`` that
-    :func:`add_dataclass_arguments` added, e.g. ``TaskSpec(**dataclass_values(args, TaskSpec))``."""
+    """``{field name: parsed value}`` for the ``fields`` of ``settings`` (default: those declared
+    with :func:`option`) that :func:`add_dataclass_arguments` added, e.g.
+    ``TaskSpec(**dataclass_values(args, TaskSpec))``."""
     known = {f.name: f for f in dataclasses.fields(settings)}
-    return {name: getattr(args, _dest(known[name])) for name in (known if fields is None else fields)}
+    return {name: getattr(args, _dest(known[name])) for name in (_option_names(settings) if fields is None else fields)}

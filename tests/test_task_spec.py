@@ -197,12 +197,14 @@ def test_option_fields_give_choices_switches_and_help():
 
 
 def test_settings_from_default_flags_are_the_default_settings():
-    from metantk_plugin.commands import search
+    from metantk_plugin.commands import evaluate
 
     args = _defaults(["search"])
-    assert SearchSettings(**dataclass_values(args, SearchSettings, search._SETTINGS_OPTIONS)) == SearchSettings()
-    names = {f.name for f in dataclasses.fields(SearchSettings)} - set(search._SETTINGS_OPTIONS)
-    assert names == {"backend"}
+    assert SearchSettings(**dataclass_values(args, SearchSettings)) == SearchSettings()
+    assert set(dataclass_values(args, SearchSettings)) == {f.name for f in dataclasses.fields(SearchSettings)} - {
+        "backend"}
+    args = _defaults(["evaluate", "--network", "conv4", "--data", "synthetic"])
+    assert evaluate._evaluation_settings(args, "conv4", 1) == EvaluationSettings("conv4", "synthetic")
 
 
 def test_the_settings_dataclasses_import_no_torch_and_keep_their_old_homes():

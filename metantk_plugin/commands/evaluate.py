@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from metantk_plugin.cli_options import add_dataclass_arguments
+from metantk_plugin.cli_options import add_dataclass_arguments, dataclass_values
 from metantk_plugin.commands._runner import check_device, check_writable, command, print_run_summary
 from metantk_plugin.commands._vocabulary import ARCH_SPACES, STRATEGIES
 from metantk_plugin.fewshot.settings import EvaluationSettings
@@ -107,15 +107,9 @@ def _shots(text: str) -> tuple[int, ...]:
 
 
 def _evaluation_settings(args: argparse.Namespace, network: str, shots: int) -> EvaluationSettings:
-    return EvaluationSettings(
-        network=network, data=args.data, protocol=args.protocol, ways=args.ways, shots=shots,
-        queries=args.queries, meta_iterations=args.meta_iterations, episodes=args.episodes, seed=args.seed,
-        meta_batch=args.meta_batch, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
-        test_inner_lr=args.test_inner_lr, test_inner_steps=args.test_inner_steps, meta_lr=args.meta_lr,
-        grad_clip=args.grad_clip, image_size=args.image_size, rotations=not args.no_rotations,
-        batch_size=args.batch_size, lr=args.lr, strategy=args.strategy, device=args.device,
-        val_every=args.val_every, val_episodes=args.val_episodes, channels=args.channels, cells=args.cells,
-    )
+    """The settings of one run: the options written from the fields, and those that are not."""
+    return EvaluationSettings(network=network, data=args.data, shots=shots, rotations=not args.no_rotations,
+                              **dataclass_values(args, EvaluationSettings))
 
 
 def _run_table(args: argparse.Namespace) -> int:

@@ -31,11 +31,6 @@ The NAS-Bench-201 table is looked up at --truth, else $METANTK_NB201_CSV, else
 ../shared/data/nasbench201/nb201_accuracies.csv.gz beside the repository."""
 
 
-_SETTINGS_OPTIONS = ("indicator", "algorithm", "inner_lr_time", "reg", "repeats", "prune_number", "precision",
-                     "faithful", "n_tasks", "region_samples", "seed", "device")
-"""The :class:`~metantk_plugin.search.settings.SearchSettings` fields that are options (all but ``backend``)."""
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "search",
@@ -50,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=int, help="supernet channels C (default 16; the paper uses 48 for DARTS)")
     p.add_argument("--cells", type=int,
                    help="nb201: cells per stage (default 1, official net 5); darts-fewshot: 5 or 8 (default 5)")
-    add_dataclass_arguments(p, SearchSettings, _SETTINGS_OPTIONS, choices={"algorithm": METANTK_ALGORITHMS})
+    add_dataclass_arguments(p, SearchSettings, choices={"algorithm": METANTK_ALGORITHMS})
     add_dataclass_arguments(p, TaskSpec, ["data", "ways", "shots", "queries", "image_size"])
     p.add_argument("--truth", help="NAS-Bench-201 accuracy file (.csv.gz, .pth, .db, NATS-Bench) for nb201")
     p.add_argument("--out", type=Path, help="folder for search.json (refused if it already holds one, unless --force)")
@@ -106,7 +101,7 @@ def run_command(args: argparse.Namespace) -> int:
     refuse_overwrite(out_file, force=args.force, option="--out")
     check_writable(args.out, option="--out", folder=True)
     table = _ground_truth(args)
-    settings = SearchSettings(**dataclass_values(args, SearchSettings, _SETTINGS_OPTIONS))
+    settings = SearchSettings(**dataclass_values(args, SearchSettings))
     check_device(args.device)
     channels, cells = _supernet_size(args)
     needs = kernel_run_bytes(samples=args.tasks * args.ways * (args.shots + args.queries), image_channels=3,
