@@ -4,34 +4,25 @@ Outputs. A network returns logits ``[N, k]`` or a pair ``(features [N, D], logit
 (:func:`split_output`); :class:`FeaturesAndLogits` makes a logits-only network return the
 pair, its features being the input of a linear layer.
 
-Normalisation, one vocabulary (:data:`NORMS`), each name meaning one layer:
-
-* ``'batch'``: BatchNorm in training mode, normalising each batch with its own
-  statistics (the official networks); it couples the samples of a batch;
-* ``'group'``: GroupNorm over ``C`` channels in :func:`group_count` groups (the largest
-  divisor of ``C`` not above 16: the official MetaNTK-NAS ``groupnorm16``; the few-shot
-  DARTS space refuses channel counts where that is not ``min(16, C)``);
-* ``'eval'``: BatchNorm in evaluation mode, normalising with its running statistics
-  (fresh ones give ``y = γ x / sqrt(1 + eps) + β``: no normalisation at initialisation);
-* ``'none'``: the identity.
-
-Networks are built with :data:`NETWORK_NORMS`; kernels need samples that do not interact,
-so a network's BatchNorm is replaced (:func:`replace_batchnorm`) by one of
-:data:`KERNEL_NORMS`.
+Normalisation: the vocabulary is :mod:`metantk_plugin.normalisation_names` (re-exported
+here); a network's BatchNorm is replaced by a mode of :data:`KERNEL_NORMS` with
+:func:`replace_batchnorm`.
 
 The linear head: ``logits = head(features)``, the layer ANIL adapts. A network declares
 it with the attribute ``head_name``, the head's qualified module name (the package's own
 networks set ``head_name = "classifier"``); :func:`head_name` reads it, and guesses it
 from common attribute names for other networks.
 
-This module imports only torch, so every layer of the package, ``kernels`` included, may
-import it.
+This module imports only torch and the vocabulary, so every layer of the package,
+``kernels`` included, may import it.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from metantk_plugin.normalisation_names import KERNEL_NORMS, NETWORK_NORMS, NORMS
 
 __all__ = [
     "KERNEL_NORMS",
@@ -46,15 +37,6 @@ __all__ = [
     "split_output",
     "strip_normalisation",
 ]
-
-NORMS = ("batch", "group", "eval", "none")
-"""Every normalisation mode (see the module docstring)."""
-
-NETWORK_NORMS = ("batch", "group", "none")
-"""The modes a network is built with: NAS-Bench-201 and DARTS networks, ``metantk score --norm``."""
-
-KERNEL_NORMS = ("group", "eval", "none")
-"""The modes that keep samples independent, as kernels need: what BatchNorm may be replaced by."""
 
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 """Every kind of normalisation layer, as :func:`strip_normalisation` removes them."""

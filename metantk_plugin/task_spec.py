@@ -14,8 +14,10 @@ the fields (see :mod:`metantk_plugin.cli_options`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from metantk_plugin.cli_options import option
 
 if TYPE_CHECKING:
     import torch
@@ -44,26 +46,20 @@ def check_optional_positive_int(name: str, value: Any, *, none: str = "") -> Non
         raise ValueError(f"{name} must be a positive int or None{meaning}, got {value!r}")
 
 
-def _option(default: Any, help: str, **cli: str) -> Any:
-    """A dataclass field with the ``help`` (and ``flag``, ``metavar``) of its command-line
-    option, which :func:`metantk_plugin.cli_options.add_dataclass_arguments` writes."""
-    return field(default=default, metadata={"help": help, **cli})
-
-
 @dataclass(frozen=True)
 class TaskSpec:
     """Few-shot tasks to score or search on (validated on construction); the defaults are
     the reference proxy tasks: 3 synthetic 5-way 1-shot 1-query tasks of 32x32 RGB images."""
 
-    data: str = _option("synthetic", "synthetic (default), omniglot:PATH, cifar10:PATH, cifar100:PATH, "
-                                     "imagenet16:PATH, mini-imagenet:PATH or tiered-imagenet:PATH; tasks come from its "
-                                     "training classes", metavar="SPEC")
-    n_tasks: int = _option(3, "number of tasks", flag="--tasks")
-    ways: int = _option(5, "classes per task")
-    shots: int = _option(1, "support images per class")
-    queries: int = _option(1, "query images per class")
-    image_size: int = _option(32, "images are resized to this square size")
-    image_channels: int = _option(3, "image channels fed to the network")
+    data: str = option("synthetic", "synthetic (default), omniglot:PATH, cifar10:PATH, cifar100:PATH, "
+                                    "imagenet16:PATH, mini-imagenet:PATH or tiered-imagenet:PATH; tasks come from its "
+                                    "training classes", metavar="SPEC")
+    n_tasks: int = option(3, "number of tasks", flag="--tasks")
+    ways: int = option(5, "classes per task")
+    shots: int = option(1, "support images per class")
+    queries: int = option(1, "query images per class")
+    image_size: int = option(32, "images are resized to this square size")
+    image_channels: int = option(3, "image channels fed to the network")
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, str):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from metantk_plugin.cli import build_parser
-from metantk_plugin.cli_options import add_dataclass_arguments, dataclass_values
+from metantk_plugin.cli_options import add_dataclass_arguments, dataclass_values, option
 from metantk_plugin.data.sources import SyntheticTaskSampler, task_sampler_from_spec
 from metantk_plugin.fewshot.pipeline import EvaluationSettings
 from metantk_plugin.integrations.naslib import MeasureSettings
@@ -173,3 +173,62 @@ def test_the_spec_and_the_flag_writer_import_no_torch():
             "TaskSpec); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_option_fields_give_choices_switches_and_help():
+    @dataclasses.dataclass(frozen=True)
+    class Example:
+        kind: str = option("a", "which kind", choices=("a", "b"))
+        mode: str = option("x", "which mode")
+        exact: bool = option(False, "no rounding")
+        loud: bool = option(True, "noise")
+
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, Example, ["kind", "mode", "exact"], choices={"mode": ("x", "y")})
+    assert vars(parser.parse_args([])) == {"kind": "a", "mode": "x", "exact": False}
+    assert vars(parser.parse_args(["--kind", "b", "--mode", "y", "--exact"])) == {"kind": "b", "mode": "y",
+                                                                                 "exact": True}
+    for argv in (["--kind", "c"], ["--mode", "z"], ["--exact", "1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+    assert "which kind (default a)" in parser.format_help() and "no rounding" in parser.format_help()
+    with pytest.raises(ValueError, match="switch only when it defaults to False"):
+        add_dataclass_arguments(argparse.ArgumentParser(), Example, ["loud"])
+
+
+def test_settings_from_default_flags_are_the_default_settings():
+    from metantk_plugin.commands import evaluate
+
+    args = _defaults(["search"])
+    assert SearchSettings(**dataclass_values(args, SearchSettings)) == SearchSettings()
+    assert set(dataclass_values(args, SearchSettings)) == {f.name for f in dataclasses.fields(SearchSettings)} - {
+        "backend"}
+    args = _defaults(["evaluate", "--network", "conv4", "--data", "synthetic"])
+    assert evaluate._evaluation_settings(args, "conv4", 1) == EvaluationSettings("conv4", "synthetic")
+
+
+def test_the_settings_dataclasses_import_no_torch_and_keep_their_old_homes():
+    code = ("import sys, metantk_plugin.scoring.settings, metantk_plugin.search.settings, "
+            "metantk_plugin.fewshot.settings, metantk_plugin.scoring.executors, "
+            "metantk_plugin.spaces.nasbench201.accuracy_metrics, metantk_plugin.spaces.nasbench201.table_location; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    import metantk_plugin.fewshot as fewshot
+    import metantk_plugin.scoring as scoring
+    import metantk_plugin.search as search
+    from metantk_plugin.fewshot import pipeline
+    from metantk_plugin.fewshot import settings as evaluation_settings
+    from metantk_plugin.search import pruning
+    from metantk_plugin.search import settings as search_settings
+
+    assert pipeline.EvaluationSettings is fewshot.EvaluationSettings is evaluation_settings.EvaluationSettings
+    assert evaluation_settings.EvaluationSettings is EvaluationSettings
+    assert pipeline.PROTOCOLS is fewshot.PROTOCOLS is evaluation_settings.PROTOCOLS
+    assert pruning.SearchSettings is search.SearchSettings is search_settings.SearchSettings is SearchSettings
+    assert pruning.INDICATORS is search_settings.INDICATORS
+    assert scoring.ScoreSettings is ScoreSettings
+    for package in (fewshot, scoring, search):
+        assert all(getattr(package, name) is not None for name in package.__all__)
+        with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+            package.nope  # noqa: B018

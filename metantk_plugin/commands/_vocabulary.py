@@ -1,44 +1,23 @@
-"""The names the parsers offer (choices, and the lists in their help), written out here so
-that ``metantk --help`` and ``metantk COMMAND --help`` import neither torch nor the proxies.
-Each is the constant named in its comment; ``tests/test_cli_help.py`` checks that they agree."""
+"""The names the parsers offer whose defining modules import torch, written out here so that
+``metantk --help`` and ``metantk COMMAND --help`` import neither torch nor the proxies. Each
+is the constant named in its comment; ``tests/test_cli_help.py`` checks that they agree. Every
+other name a parser offers is imported from its (light) defining module."""
 
 from __future__ import annotations
 
 from importlib import metadata
 
-__all__ = [
-    "ARCH_SPACES",
-    "BUILTIN_PROXIES",
-    "CSV_ENV_VAR",
-    "DTYPES",
-    "EPOCHS",
-    "EXECUTORS",
-    "INDICATORS",
-    "KERNEL_PROXIES",
-    "NETWORK_NORMS",
-    "POPULATION_INPUTS",
-    "SEARCH_SPACES",
-    "SPACES",
-    "SPLITS",
-    "proxy_plugins",
-]
+__all__ = ["ARCH_SPACES", "BUILTIN_PROXIES", "METANTK_ALGORITHMS", "POPULATION_INPUTS", "STRATEGIES",
+           "proxy_plugins"]
 
 ARCH_SPACES = ("nb201", "darts-fewshot")  # scoring.architectures.ARCH_SPACES
-SPACES = ("nb201",)  # scoring.settings.SPACES
-SEARCH_SPACES = ("darts-fewshot", "nb201")  # sorted(search.spaces.SEARCH_SPACES)
-INDICATORS = ("metantk", "ntk", "regions")  # search.pruning.INDICATORS
-EXECUTORS = ("local", "processes", "ray")  # scoring.executors.EXECUTORS
-DTYPES = ("float32", "float64")  # scoring.settings.DTYPES
-NETWORK_NORMS = ("batch", "group", "none")  # scoring.settings.NETWORK_NORMS
-KERNEL_PROXIES = ("metantk", "metantk_anil", "ntk_cond", "linear_regions")  # scoring.settings.KERNEL_PROXIES
+METANTK_ALGORITHMS = ("maml", "anil")  # proxies.metantk.MetaNTK's algorithms
+STRATEGIES = ("auto", "loop", "vmap")  # fewshot.maml.STRATEGIES
 BUILTIN_PROXIES = (  # proxies.available_proxies() without plugins
     "epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm", "linear_regions", "metantk",
     "metantk_anil", "ntk_cond", "nwot", "params", "plain", "snip", "synflow", "zen",
 )
 POPULATION_INPUTS = {"te_nas": ("ntk_cond", "linear_regions")}  # proxies.population.POPULATION_PROXIES: inputs
-SPLITS = ("valid", "test")  # spaces.nasbench201.SPLITS
-EPOCHS = (12, 200)  # spaces.nasbench201.EPOCHS
-CSV_ENV_VAR = "METANTK_NB201_CSV"  # spaces.nasbench201.ground_truth.CSV_ENV_VAR
 
 
 def proxy_plugins() -> list[str]:

@@ -7,7 +7,8 @@ import argparse
 import json
 
 from metantk_plugin.commands._runner import check_writable, command, refuse_overwrite
-from metantk_plugin.commands._vocabulary import CSV_ENV_VAR, EPOCHS, SPLITS
+from metantk_plugin.spaces.nasbench201.accuracy_metrics import EPOCHS, SPLITS
+from metantk_plugin.spaces.nasbench201.table_location import CSV_ENV_VAR
 
 _EPILOG = f"""\
 examples:

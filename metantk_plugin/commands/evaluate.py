@@ -7,14 +7,11 @@ import argparse
 import json
 import sys
 
-from metantk_plugin.cli_options import add_dataclass_arguments
+from metantk_plugin.cli_options import add_dataclass_arguments, dataclass_values
 from metantk_plugin.commands._runner import check_device, check_writable, command, print_run_summary
-from metantk_plugin.commands._vocabulary import ARCH_SPACES, EXECUTORS
-from metantk_plugin.task_spec import TaskSpec
-
-_EPISODE_DEFAULTS = {"queries": 15, "image_size": None}
-"""Where :class:`~metantk_plugin.fewshot.pipeline.EvaluationSettings` differs from
-:class:`~metantk_plugin.task_spec.TaskSpec`: 15 test queries per class, the data's image size."""
+from metantk_plugin.commands._vocabulary import ARCH_SPACES, STRATEGIES
+from metantk_plugin.fewshot.settings import EvaluationSettings
+from metantk_plugin.scoring.executors import EXECUTORS
 
 _DESCRIPTION = """\
 Validate an architecture by training it for few-shot learning and testing it on
@@ -67,47 +64,23 @@ def add_parser(subparsers) -> None:
     what.add_argument("--archs", metavar="all|sample:N[:SEED]|presets|FILE",
                       help="train and test many architectures of --space into the table --out FILE.h5")
     p.add_argument("--space", default="nb201", choices=ARCH_SPACES, help="search space of --archs (default nb201)")
-    p.add_argument("--channels", type=int, default=None,
-                   help="C of NAS-Bench-201 / DARTS networks (default: 16 and 48 for --network, 8 for --archs)")
-    p.add_argument("--cells", type=int, default=None,
-                   help="nb201: cells per stage N; darts-fewshot: cells, 3k+2 (default: 5 for --network, nb201 1 "
-                        "and darts-fewshot 2 for --archs)")
+    add_dataclass_arguments(p, EvaluationSettings, ["channels", "cells"], help={
+        "channels": "C of NAS-Bench-201 / DARTS networks (default: 16 and 48 for --network, 8 for --archs)",
+        "cells": "nb201: cells per stage N; darts-fewshot: cells, 3k+2 (default: 5 for --network, nb201 1 and "
+                 "darts-fewshot 2 for --archs)"})
     p.add_argument("--data", required=True,
                    help="omniglot:PATH (official zips or extracted folders), mini-imagenet:PATH (RFS pickles), "
                         "tiered-imagenet:PATH (RFS .npz + labels .pkl)")
-    p.add_argument("--protocol", default="maml", choices=["maml", "fomaml", "anil", "rfs"],
-                   help="training protocol (default: maml)")
-    add_dataclass_arguments(p, TaskSpec, ["ways", "queries", "image_size"], defaults=_EPISODE_DEFAULTS,
-                            help={"ways": "classes per episode", "image_size": "input size after an antialiased "
-                                  "resize (default: 28 Omniglot, 84 mini/tiered)"})
+    add_dataclass_arguments(p, EvaluationSettings, ["protocol", "ways", "queries", "image_size"])
     p.add_argument("--shots", default="1", metavar="S[,S...]",
                    help="support images per class (default: 1); with --archs a comma list such as 1,5")
-    p.add_argument("--meta-iterations", type=int, default=1000,
-                   help="meta-updates (maml/fomaml/anil) or pre-training SGD steps (rfs) (default: 1000)")
-    p.add_argument("--episodes", type=int, default=600, help="test episodes (default: 600)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, tasks and test episodes (default: 0)")
-    p.add_argument("--meta-batch", type=int, default=None,
-                   help="tasks per meta-update (default: 32 for Omniglot, 4 otherwise)")
-    p.add_argument("--inner-lr", type=float, default=None, help="inner-loop step size (default: 0.4 Omniglot, 0.01)")
-    p.add_argument("--inner-steps", type=int, default=None, help="inner-loop steps in training (default: 1 "
-                   "Omniglot, 5)")
-    p.add_argument("--test-inner-steps", type=int, default=None,
-                   help="inner-loop steps at test time (default: the training steps; 10 off Omniglot)")
-    p.add_argument("--test-inner-lr", type=float, default=None, help="inner-loop step size at test time "
-                   "(default: --inner-lr)")
-    p.add_argument("--meta-lr", type=float, default=1e-3, help="Adam learning rate of the meta-update (default: 1e-3)")
-    p.add_argument("--grad-clip", type=float, default=None, help="clip the meta-gradient to this global L2 norm")
+    add_dataclass_arguments(p, EvaluationSettings, ["meta_iterations", "episodes", "seed", "meta_batch", "inner_lr",
+                                                    "inner_steps", "test_inner_steps", "test_inner_lr", "meta_lr",
+                                                    "grad_clip"])
     p.add_argument("--no-rotations", action="store_true",
                    help="Omniglot: do not add the 90/180/270-degree rotations of the meta-train classes")
-    p.add_argument("--batch-size", type=int, default=64, help="rfs: pre-training batch size (default: 64)")
-    p.add_argument("--lr", type=float, default=None, help="rfs: SGD learning rate (default: 0.02; 0.01 tiered)")
-    p.add_argument("--strategy", default="auto", choices=["auto", "loop", "vmap"],
-                   help="how tasks of a meta-batch run: a loop (fastest on CPU), torch.func.vmap (fastest on GPU), "
-                        "or auto (default)")
-    p.add_argument("--val-every", type=int, default=0,
-                   help="validate on meta-val episodes every N iterations, shown in the curve (default: never)")
-    p.add_argument("--val-episodes", type=int, default=100, help="episodes per validation (default: 100)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1 (default: cpu)")
+    add_dataclass_arguments(p, EvaluationSettings, ["batch_size", "lr", "strategy", "val_every", "val_episodes",
+                                                    "device"], choices={"strategy": STRATEGIES})
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1; more threads help only on idle cores, and on busy "
                         "cores they slow training down many times)")
@@ -133,18 +106,10 @@ def _shots(text: str) -> tuple[int, ...]:
     return shots
 
 
-def _evaluation_settings(args: argparse.Namespace, network: str, shots: int):
-    from metantk_plugin.fewshot.pipeline import EvaluationSettings
-
-    return EvaluationSettings(
-        network=network, data=args.data, protocol=args.protocol, ways=args.ways, shots=shots,
-        queries=args.queries, meta_iterations=args.meta_iterations, episodes=args.episodes, seed=args.seed,
-        meta_batch=args.meta_batch, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
-        test_inner_lr=args.test_inner_lr, test_inner_steps=args.test_inner_steps, meta_lr=args.meta_lr,
-        grad_clip=args.grad_clip, image_size=args.image_size, rotations=not args.no_rotations,
-        batch_size=args.batch_size, lr=args.lr, strategy=args.strategy, device=args.device,
-        val_every=args.val_every, val_episodes=args.val_episodes, channels=args.channels, cells=args.cells,
-    )
+def _evaluation_settings(args: argparse.Namespace, network: str, shots: int) -> EvaluationSettings:
+    """The settings of one run: the options written from the fields, and those that are not."""
+    return EvaluationSettings(network=network, data=args.data, shots=shots, rotations=not args.no_rotations,
+                              **dataclass_values(args, EvaluationSettings))
 
 
 def _run_table(args: argparse.Namespace) -> int:

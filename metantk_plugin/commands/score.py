@@ -8,16 +8,9 @@ from pathlib import Path
 from metantk_plugin.cli_options import add_dataclass_arguments
 from metantk_plugin.commands._runner import check_device, check_writable, command, print_run_summary, refuse_overwrite
 from metantk_plugin.commands._values import parse_proxy_norms, parse_proxy_options
-from metantk_plugin.commands._vocabulary import (
-    BUILTIN_PROXIES,
-    DTYPES,
-    EXECUTORS,
-    KERNEL_PROXIES,
-    NETWORK_NORMS,
-    POPULATION_INPUTS,
-    SPACES,
-    proxy_plugins,
-)
+from metantk_plugin.commands._vocabulary import BUILTIN_PROXIES, POPULATION_INPUTS, proxy_plugins
+from metantk_plugin.scoring.executors import EXECUTORS
+from metantk_plugin.scoring.settings import KERNEL_PROXIES, NETWORK_NORMS, ScoreSettings
 from metantk_plugin.task_spec import TaskSpec
 
 _EPILOG = """\
@@ -52,7 +45,7 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = p.add_argument_group("what to score")
-    what.add_argument("--space", default="nb201", choices=SPACES, help="search space (default: nb201)")
+    add_dataclass_arguments(what, ScoreSettings, ["space"])
     what.add_argument("--archs", required=True, metavar="all|sample:N[:SEED]|FILE",
                       help="all architectures, a seeded random sample of N (the first N of a permutation drawn "
                            "from SEED, default 0, so samples nest), or a file with one official string or "
@@ -67,13 +60,9 @@ def add_parser(subparsers) -> None:
     data = p.add_argument_group("tasks every proxy sees")
     add_dataclass_arguments(data, TaskSpec)
     net = p.add_argument_group("network size")
-    net.add_argument("--channels", type=int, default=16, help="channels of the first stage, C (default 16)")
-    net.add_argument("--cells", type=int, default=5, help="cells per stage, N (default 5)")
-    net.add_argument("--classes", type=int, default=None, help="logits of the network (default: --ways)")
+    add_dataclass_arguments(net, ScoreSettings, ["channels", "cells", "classes"])
     run = p.add_argument_group("how to run")
-    run.add_argument("--seed", type=int, default=0, help="seed of the tasks, the initial weights and the proxies")
-    run.add_argument("--dtype", default="float32", choices=DTYPES, help="network precision (default float32)")
-    run.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    add_dataclass_arguments(run, ScoreSettings, ["seed", "dtype", "device"])
     run.add_argument("--executor", default="local", choices=EXECUTORS,
                      help="local (this process), processes (a pool) or ray (a local Ray instance)")
     run.add_argument("--workers", type=int, default=None,
@@ -111,7 +100,6 @@ def run_command(args: argparse.Namespace) -> int:
     from metantk_plugin.memory import check_fits, kernel_run_bytes
     from metantk_plugin.scoring.architectures import select_architectures
     from metantk_plugin.scoring.run import score_architectures
-    from metantk_plugin.scoring.settings import ScoreSettings
     from metantk_plugin.scoring.store import export_csv
 
     settings = ScoreSettings(

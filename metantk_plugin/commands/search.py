@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-from metantk_plugin.cli_options import add_dataclass_arguments
+from metantk_plugin.cli_options import add_dataclass_arguments, dataclass_values
 from metantk_plugin.commands._runner import check_device, check_writable, command, refuse_overwrite, write_atomic
-from metantk_plugin.commands._vocabulary import INDICATORS, SEARCH_SPACES
+from metantk_plugin.commands._vocabulary import METANTK_ALGORITHMS
+from metantk_plugin.search.settings import SearchSettings
+from metantk_plugin.search.spaces import SEARCH_SPACES
 from metantk_plugin.task_spec import TaskSpec
 
 _EPILOG = """\
@@ -39,26 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--space", choices=SEARCH_SPACES, default="nb201", help="search space (default nb201)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, tasks and heads (default 0)")
+    p.add_argument("--space", choices=tuple(sorted(SEARCH_SPACES)), default="nb201",
+                   help="search space (default nb201)")
     p.add_argument("--channels", type=int, help="supernet channels C (default 16; the paper uses 48 for DARTS)")
     p.add_argument("--cells", type=int,
                    help="nb201: cells per stage (default 1, official net 5); darts-fewshot: 5 or 8 (default 5)")
-    p.add_argument("--indicator", choices=INDICATORS, default="metantk",
-                   help="metantk (paper), ntk (TE-NAS) or regions (linear regions only)")
-    p.add_argument("--algorithm", choices=("maml", "anil"), default="maml", help="MetaNTK kernel (default maml)")
-    p.add_argument("--inner-lr-time", type=float, default=math.inf,
-                   help="inner learning rate x training time t (default inf, the converged limit)")
-    p.add_argument("--reg", type=float, default=1e-3, help="ridge added to K(S,S) (default 1e-3)")
-    p.add_argument("--repeats", type=int, default=1, help="repeats averaged per candidate (default 1; paper 3)")
-    p.add_argument("--prune-number", type=int, default=1, help="operations removed per edge and round (default 1)")
-    p.add_argument("--precision", type=int, help="round deltas/ranking keys to this many digits (faithful: 3)")
-    p.add_argument("--faithful", action="store_true",
-                   help="reproduce the official code (default init, random head per network, rounding)")
-    add_dataclass_arguments(p, TaskSpec, ["data", "n_tasks", "ways", "shots", "queries", "image_size"],
-                            help={"n_tasks": "tasks per meta-batch"})
-    p.add_argument("--region-samples", type=int, default=1000, help="3x3 crops per region count (default 1000)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_dataclass_arguments(p, SearchSettings, choices={"algorithm": METANTK_ALGORITHMS})
+    add_dataclass_arguments(p, TaskSpec, ["data", "ways", "shots", "queries", "image_size"])
     p.add_argument("--truth", help="NAS-Bench-201 accuracy file (.csv.gz, .pth, .db, NATS-Bench) for nb201")
     p.add_argument("--out", type=Path, help="folder for search.json (refused if it already holds one, unless --force)")
     p.add_argument("--force", action="store_true", help="overwrite an existing search.json in --out")
@@ -106,18 +94,14 @@ def _nb201_truth(arch: str, table) -> dict[str, Any] | None:
 def run_command(args: argparse.Namespace) -> int:
     from metantk_plugin.data.sources import task_sampler_from_spec
     from metantk_plugin.memory import check_fits, kernel_run_bytes
-    from metantk_plugin.search import SearchSettings, run_pruning_search
+    from metantk_plugin.search.pruning import run_pruning_search
     from metantk_plugin.search.spaces import build_search_space
 
     out_file = args.out / "search.json" if args.out else None
     refuse_overwrite(out_file, force=args.force, option="--out")
     check_writable(args.out, option="--out", folder=True)
     table = _ground_truth(args)
-    settings = SearchSettings(
-        indicator=args.indicator, algorithm=args.algorithm, inner_lr_time=args.inner_lr_time, reg=args.reg,
-        repeats=args.repeats, prune_number=args.prune_number, precision=args.precision, faithful=args.faithful,
-        n_tasks=args.tasks, region_samples=args.region_samples, seed=args.seed, device=args.device,
-    )
+    settings = SearchSettings(**dataclass_values(args, SearchSettings))
     check_device(args.device)
     channels, cells = _supernet_size(args)
     needs = kernel_run_bytes(samples=args.tasks * args.ways * (args.shots + args.queries), image_channels=3,

@@ -1,25 +1,11 @@
 """Few-shot evaluation of architectures: MAML / first-order MAML / ANIL meta-training with
 functional updates, the RFS pre-train + logistic-regression protocol (both as training
 protocol objects), the Conv-4 baseline, resumable output folders, and episode evaluation
-with 95% confidence intervals."""
+with 95% confidence intervals. The names below are imported on first use, so that
+:mod:`metantk_plugin.fewshot.settings` imports no torch."""
 
 from metantk_plugin._deprecation import renamed
-from metantk_plugin.fewshot.conv4 import Conv4
-from metantk_plugin.fewshot.evaluation import EpisodeResult, confidence_interval, evaluate_episodes
-from metantk_plugin.fewshot.logistic import fit_logistic_regression
-from metantk_plugin.fewshot.maml import (
-    META_LEARNING_ALGORITHMS,
-    MetaConfig,
-    MetaLearner,
-    adapted_accuracy,
-    meta_gradient,
-)
-from metantk_plugin.fewshot.networks import build_network
-from metantk_plugin.fewshot.output_folder import OutputConflict, OutputFolder
-from metantk_plugin.fewshot.pipeline import PROTOCOLS, EvaluationSettings, build_protocol, run_evaluation
-from metantk_plugin.fewshot.protocols import MetaLearning, RFSPretraining, TrainingProtocol
-from metantk_plugin.fewshot.rfs import PretrainConfig, Pretrainer, probe_accuracy
-from metantk_plugin.fewshot.training import TrainingHistory, meta_train
+from metantk_plugin._lazy import lazy_exports
 
 __all__ = [
     "META_LEARNING_ALGORITHMS",
@@ -49,4 +35,17 @@ __all__ = [
     "run_evaluation",
 ]
 
-__getattr__ = renamed(__name__, {"ALGORITHMS": (f"{__name__}.META_LEARNING_ALGORITHMS", META_LEARNING_ALGORITHMS)})
+_LAZY = lazy_exports(__name__, {
+    "conv4": ("Conv4",),
+    "evaluation": ("EpisodeResult", "confidence_interval", "evaluate_episodes"),
+    "logistic": ("fit_logistic_regression",),
+    "maml": ("META_LEARNING_ALGORITHMS", "MetaConfig", "MetaLearner", "adapted_accuracy", "meta_gradient"),
+    "networks": ("build_network",),
+    "output_folder": ("OutputConflict", "OutputFolder"),
+    "pipeline": ("build_protocol", "run_evaluation"),
+    "protocols": ("MetaLearning", "RFSPretraining", "TrainingProtocol"),
+    "rfs": ("PretrainConfig", "Pretrainer", "probe_accuracy"),
+    "settings": ("PROTOCOLS", "EvaluationSettings"),
+    "training": ("TrainingHistory", "meta_train"),
+})
+__getattr__ = renamed(__name__, {"ALGORITHMS": f"{__name__}.META_LEARNING_ALGORITHMS"}, _LAZY)

@@ -49,7 +49,7 @@ __all__ = [
 
 META_LEARNING_ALGORITHMS = ("maml", "fomaml", "anil")
 """The meta-training algorithms (the module docstring); ``fomaml`` has no MetaNTK kernel of its own."""
-__getattr__ = renamed(__name__, {"ALGORITHMS": (f"{__name__}.META_LEARNING_ALGORITHMS", META_LEARNING_ALGORITHMS)})
+__getattr__ = renamed(__name__, {"ALGORITHMS": f"{__name__}.META_LEARNING_ALGORITHMS"})
 STRATEGIES = ("auto", "loop", "vmap")
 Params = dict[str, torch.Tensor]
 

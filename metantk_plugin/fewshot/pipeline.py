@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,142 +20,19 @@ from torch import nn
 
 from metantk_plugin.data.batches import SupervisedBatches
 from metantk_plugin.data.episodes import EpisodeSampler
-from metantk_plugin.data.sources import (
-    SyntheticTaskSampler,
-    input_transform,
-    load_split,
-    parse_data_spec,
-    training_transform,
-)
-from metantk_plugin.data.splits import with_rotated_classes
-from metantk_plugin.data.transforms import prepare_images
+from metantk_plugin.data.sources import SyntheticTaskSampler, parse_data_spec
 from metantk_plugin.fewshot.checkpoint import Checkpoint
-from metantk_plugin.fewshot.maml import MetaConfig
 from metantk_plugin.fewshot.networks import build_network
 from metantk_plugin.fewshot.output_folder import OutputConflict, OutputFolder
 from metantk_plugin.fewshot.protocols import MetaLearning, RFSPretraining, TrainingProtocol
-from metantk_plugin.fewshot.rfs import PretrainConfig
+from metantk_plugin.fewshot.settings import PROTOCOLS, EvaluationSettings
 from metantk_plugin.fewshot.training import TrainingHistory, seeded_global_rng
-from metantk_plugin.task_spec import TaskSampler, check_optional_positive_int, check_positive_int
 
 __all__ = ["PROTOCOLS", "EvaluationSettings", "OutputConflict", "build_protocol", "run_evaluation"]
 
-PROTOCOLS = ("maml", "fomaml", "anil", "rfs")
 # settings that do not change the trained parameters: a checkpoint made with other values resumes
 _NOT_TRAINING = ("meta_iterations", "episodes", "device", "val_every", "val_episodes", "eval_batch",
                  "test_inner_steps", "test_inner_lr")
-
-
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """Everything that defines a run. ``None`` values take the defaults for the data
-    (:meth:`resolved`): Omniglot uses Finn et al.'s 0.4 / 1 step / 32 tasks, other data
-    0.01 / 5 steps (10 at test) / 4 tasks; RFS pre-trains with SGD at lr 0.02 (0.01 for
-    tieredImageNet), batch 64. For ANIL the Conv-4 head starts at zero. ``channels`` and
-    ``cells`` size NAS-Bench-201 and DARTS networks (None: the network's defaults)."""
-
-    network: str
-    data: str
-    protocol: str = "maml"
-    ways: int = 5
-    shots: int = 1
-    queries: int = 15
-    meta_iterations: int = 1000
-    episodes: int = 600
-    seed: int = 0
-    meta_batch: int | None = None
-    inner_lr: float | None = None
-    inner_steps: int | None = None
-    test_inner_lr: float | None = None
-    test_inner_steps: int | None = None
-    meta_lr: float = 1e-3
-    grad_clip: float | None = None
-    image_size: int | None = None
-    channels: int | None = None
-    cells: int | None = None
-    rotations: bool = True
-    batch_size: int = 64
-    lr: float | None = None
-    strategy: str = "auto"
-    device: str = "cpu"
-    val_every: int = 0
-    val_episodes: int = 100
-    eval_batch: int = 32
-
-    def resolved(self) -> EvaluationSettings:
-        """A copy with every dataset-dependent default filled in."""
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {self.protocol!r}; expected one of {list(PROTOCOLS)}")
-        for name in ("ways", "shots", "queries", "meta_iterations", "episodes", "batch_size", "val_episodes",
-                     "eval_batch"):
-            check_positive_int(name, getattr(self, name))
-        for name in ("channels", "cells"):
-            check_optional_positive_int(name, getattr(self, name), none="the network's default")
-        spec = parse_data_spec(self.data)
-        omniglot = spec.kind == "omniglot"
-
-        def default(value, fallback):
-            return fallback if value is None else value
-
-        inner_steps = default(self.inner_steps, 1 if omniglot else 5)
-        resolved = replace(
-            self,
-            data=str(spec),
-            meta_batch=default(self.meta_batch, 32 if omniglot else 4),
-            inner_lr=default(self.inner_lr, 0.4 if omniglot else 0.01),
-            inner_steps=inner_steps,
-            test_inner_steps=default(self.test_inner_steps, inner_steps if omniglot or self.inner_steps else 10),
-            image_size=default(self.image_size, spec.image_size),
-            lr=default(self.lr, 0.01 if spec.kind == "tiered-imagenet" else 0.02),
-            rotations=self.rotations and omniglot,
-        )
-        for name in ("meta_batch", "inner_steps", "test_inner_steps", "image_size"):
-            check_positive_int(name, getattr(resolved, name))
-        return resolved
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def meta_config(self) -> MetaConfig:
-        """The meta-learning settings (of resolved settings)."""
-        return MetaConfig(algorithm=self.protocol, inner_lr=self.inner_lr, inner_steps=self.inner_steps,
-                          test_inner_lr=self.test_inner_lr, test_inner_steps=self.test_inner_steps,
-                          meta_lr=self.meta_lr, grad_clip=self.grad_clip, strategy=self.strategy)
-
-    def pretrain_config(self) -> PretrainConfig:
-        """The RFS pre-training settings (of resolved settings): ``meta_iterations`` SGD steps,
-        the learning rate decayed at RFS's epochs (tieredImageNet: its own schedule)."""
-        tiered = parse_data_spec(self.data).kind == "tiered-imagenet"
-        return PretrainConfig(steps=self.meta_iterations, batch_size=self.batch_size, lr=self.lr,
-                              decay_at=(0.5, 2 / 3, 5 / 6) if tiered else (0.6, 0.8))
-
-    def pretraining_batches(self) -> tuple[SupervisedBatches, int]:
-        """RFS pre-training batches of the base classes (augmented, see
-        :func:`training_transform`) and the number of those classes (of resolved settings)."""
-        spec = parse_data_spec(self.data)
-        if spec.kind == "synthetic":
-            raise ValueError("the rfs protocol pre-trains on labelled base classes, which 'synthetic' data does "
-                             "not have")
-        data = load_split(spec, "train")
-        store = prepare_images(torch.from_numpy(data.images), image_size=self.image_size, channels=spec.channels)
-        batches = SupervisedBatches(store, data.labels, batch_size=min(self.batch_size, len(store)),
-                                    transform=training_transform(spec, self.image_size, spec.channels),
-                                    seed=self.seed)
-        return batches, len(data.classes)
-
-    def episode_sampler(self, split: str, *, rotations: bool = False) -> TaskSampler:
-        """Episodes of ``split`` with these ways, shots and queries (of resolved settings);
-        ``rotations`` adds the rotated classes (Omniglot meta-training)."""
-        spec = parse_data_spec(self.data)
-        if spec.kind == "synthetic":
-            return SyntheticTaskSampler(ways=self.ways, shots=self.shots, queries=self.queries,
-                                        image_size=self.image_size, channels=spec.channels, seed=self.seed)
-        data = load_split(spec, split)
-        if rotations:
-            data = with_rotated_classes(data)
-        return EpisodeSampler.from_images(data, ways=self.ways, shots=self.shots, queries=self.queries,
-                                          image_size=self.image_size, channels=spec.channels,
-                                          transform=input_transform(spec, spec.channels), seed=self.seed)
 
 
 def build_protocol(settings: EvaluationSettings, network: Callable[[int], nn.Module], *,

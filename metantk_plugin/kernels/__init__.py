@@ -1,6 +1,5 @@
 """Pure tensor maths: empirical NTK backends, the MetaNTK algebra and condition numbers."""
 
-from metantk_plugin import network_adapter as _network_adapter
 from metantk_plugin._deprecation import renamed
 from metantk_plugin.kernels.condition import DegenerateKernelWarning, condition_number, kernel_eigenvalues
 from metantk_plugin.kernels.metantk import inner_loop_operator, metantk_from_kernels
@@ -19,5 +18,4 @@ __all__ = [
 ]
 
 # split_output adapts networks, so it moved to network_adapter
-__getattr__ = renamed(__name__, {"split_output": ("metantk_plugin.network_adapter.split_output",
-                                                  _network_adapter.split_output)})
+__getattr__ = renamed(__name__, {"split_output": "metantk_plugin.network_adapter.split_output"})

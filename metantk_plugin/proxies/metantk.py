@@ -36,7 +36,7 @@ __all__ = ["METANTK_ALGORITHMS", "MetaNTK", "MetaNTKResult", "seeded_head"]
 
 METANTK_ALGORITHMS = ("maml", "anil")
 """The meta-learning algorithms whose kernel MetaNTK forms: K = Θ (maml) or the head's share of Θ (anil)."""
-__getattr__ = renamed(__name__, {"ALGORITHMS": (f"{__name__}.METANTK_ALGORITHMS", METANTK_ALGORITHMS)})
+__getattr__ = renamed(__name__, {"ALGORITHMS": f"{__name__}.METANTK_ALGORITHMS"})
 
 
 @dataclass

@@ -1,13 +1,10 @@
 """Scoring many architectures: the resumable score store, executors, rank correlation
-with ground truth, and plots."""
+with ground truth, and plots. The names below are imported on first use, so that
+:mod:`metantk_plugin.scoring.settings` imports no torch."""
 
 from __future__ import annotations
 
-from metantk_plugin.scoring.correlation import CorrelationResult, correlate
-from metantk_plugin.scoring.executors import make_executor
-from metantk_plugin.scoring.run import score_architectures
-from metantk_plugin.scoring.settings import ScoreSettings
-from metantk_plugin.scoring.store import ScoreFileError, ScoreStore, export_csv, read_scores, read_settings
+from metantk_plugin._lazy import lazy_exports
 
 __all__ = [
     "CorrelationResult",
@@ -21,3 +18,11 @@ __all__ = [
     "read_settings",
     "score_architectures",
 ]
+
+__getattr__ = lazy_exports(__name__, {
+    "correlation": ("CorrelationResult", "correlate"),
+    "executors": ("make_executor",),
+    "run": ("score_architectures",),
+    "settings": ("ScoreSettings",),
+    "store": ("ScoreFileError", "ScoreStore", "export_csv", "read_scores", "read_settings"),
+})

@@ -22,8 +22,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
-import torch
-
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "make_executor"]
 
 EXECUTORS = ("local", "processes", "ray")
@@ -76,10 +74,16 @@ def _end_with_parent() -> None:
             os._exit(1)
 
 
+def _set_torch_threads(threads: int) -> None:
+    import torch  # here, so that the executor names import no torch
+
+    torch.set_num_threads(threads)
+
+
 def _install_worker(fn: Callable, threads: int) -> None:
     global _WORKER_FN
     _end_with_parent()
-    torch.set_num_threads(threads)
+    _set_torch_threads(threads)
     _WORKER_FN = fn
 
 
@@ -112,7 +116,7 @@ class ProcessExecutor(Executor):
 
 
 def _ray_apply(fn: Callable, item, threads: int):
-    torch.set_num_threads(threads)
+    _set_torch_threads(threads)
     return fn(item)
 
 

@@ -11,6 +11,9 @@ kernel proxies (metantk, metantk_anil, ntk_cond, linear_regions) see the GroupNo
 network, because the NTK needs samples that do not interact; every other proxy sees the
 official BatchNorm network in training mode, as NAS-Bench-Suite-Zero scored it.
 ``norms`` overrides this per proxy.
+
+This module imports no torch (the proxy registry is imported when settings are checked),
+so the ``metantk score`` parser writes its options from :class:`ScoreSettings`' fields.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from metantk_plugin import __version__
-from metantk_plugin.network_adapter import NETWORK_NORMS
-from metantk_plugin.proxies.registry import check_proxy_options, resolve_proxy
+from metantk_plugin.cli_options import option
+from metantk_plugin.normalisation_names import NETWORK_NORMS
 from metantk_plugin.task_spec import TaskSpec, check_positive_int
 
 __all__ = [
+    "DTYPES",
     "KERNEL_PROXIES",
     "NETWORK_NORMS",
     "SPACES",
@@ -55,7 +59,7 @@ class ScoreSettings:
     """
 
     proxies: tuple[str, ...]
-    space: str = "nb201"
+    space: str = option("nb201", "search space", choices=SPACES)
     data: str = _TASKS.data
     n_tasks: int = _TASKS.n_tasks
     ways: int = _TASKS.ways
@@ -63,17 +67,19 @@ class ScoreSettings:
     queries: int = _TASKS.queries
     image_size: int = _TASKS.image_size
     image_channels: int = _TASKS.image_channels
-    channels: int = 16
-    cells: int = 5
-    classes: int | None = None
-    seed: int = 0
-    dtype: str = "float32"
-    device: str = "cpu"
+    channels: int = option(16, "channels of the first stage, C")
+    cells: int = option(5, "cells per stage, N")
+    classes: int | None = option(None, "logits of the network (default: as many as ways)")
+    seed: int = option(0, "seed of the tasks, the initial weights and the proxies")
+    dtype: str = option("float32", "network precision", choices=DTYPES)
+    device: str = option("cpu", "cpu (default) or cuda[:N]")
     proxy_options: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     norms: Mapping[str, str] = field(default_factory=dict)
     package_version: str = __version__
 
     def __post_init__(self) -> None:
+        from metantk_plugin.proxies.registry import check_proxy_options, resolve_proxy
+
         proxies = tuple(self.proxies)
         if not proxies:
             raise ValueError("choose at least one proxy")
@@ -116,6 +122,8 @@ class ScoreSettings:
     def columns(self) -> tuple[str, ...]:
         """The per-network proxies computed for every architecture: the requested ones and
         the inputs of requested population proxies, in order, without repeats."""
+        from metantk_plugin.proxies.registry import resolve_proxy
+
         out: list[str] = []
         for name in self.proxies:
             for column in resolve_proxy(name).columns:
@@ -141,6 +149,8 @@ class ScoreSettings:
         return dict(self.proxy_options.get(proxy, {}))
 
     def higher_is_better(self, name: str) -> bool:
+        from metantk_plugin.proxies.registry import resolve_proxy
+
         return resolve_proxy(name).higher_is_better
 
     def to_dict(self) -> dict:

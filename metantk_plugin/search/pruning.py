@@ -38,15 +38,10 @@ from tqdm.auto import tqdm
 
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.te_nas import linear_region_count, ntk_condition_number
+from metantk_plugin.search.settings import INDICATORS, SearchSettings
 from metantk_plugin.search.space import REMOVED, PrunableSpace
 from metantk_plugin.spaces.mixed_edges import active_operations
-from metantk_plugin.task_spec import (
-    TaskSampler,
-    TaskSpec,
-    as_task_sampler,
-    check_optional_positive_int,
-    check_positive_int,
-)
+from metantk_plugin.task_spec import TaskSampler, as_task_sampler
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
@@ -61,47 +56,9 @@ __all__ = [
     "run_pruning_search",
 ]
 
-INDICATORS = ("metantk", "ntk", "regions")
 TaskSource = TaskSampler
 """Where the search's meta-batches come from: a :class:`~metantk_plugin.task_spec.TaskSampler`
 (:func:`run_pruning_search` also takes a function ``source(n_tasks, seed) -> TaskBatch``)."""
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """``indicator``: 'metantk' (Δ MetaNTK condition + Δ regions, the paper), 'ntk'
-    (plain NTK, TE-NAS) or 'regions' (linear regions only); ``algorithm``,
-    ``inner_lr_time`` and ``reg`` configure the MetaNTK; ``repeats`` per candidate (1, as
-    ``metantk search``; the paper's full-size search uses 3); ``n_tasks`` per meta-batch;
-    ``region_samples`` 3x3 one-channel crops per region count; ``precision`` rounds the
-    deltas (decimals) and the ranking keys (significant figures), None for exact."""
-
-    indicator: str = "metantk"
-    algorithm: str = "maml"
-    inner_lr_time: float = math.inf
-    reg: float = 1e-3
-    repeats: int = 1
-    prune_number: int = 1
-    precision: int | None = None
-    faithful: bool = False
-    n_tasks: int = TaskSpec.n_tasks
-    region_samples: int = 1000
-    seed: int = 0
-    device: str = "cpu"
-    backend: str = "gram"
-
-    def __post_init__(self) -> None:
-        if self.indicator not in INDICATORS:
-            raise ValueError(f"indicator must be one of {INDICATORS}, got {self.indicator!r}")
-        for name in ("repeats", "prune_number", "n_tasks", "region_samples"):
-            check_positive_int(name, getattr(self, name))
-        check_optional_positive_int("precision", self.precision)
-        MetaNTK(self.algorithm, self.inner_lr_time, self.reg, backend=self.backend)  # validates the rest
-
-    @property
-    def effective_precision(self) -> int | None:
-        """``precision``, or the official 3 in faithful mode when unset."""
-        return 3 if self.precision is None and self.faithful else self.precision
 
 
 @dataclass

@@ -1,8 +1,12 @@
-"""The search spaces the pruning search runs on, by name, with their default supernet size."""
+"""The search spaces the pruning search runs on, by name, with their default supernet size
+(imports no torch until a space is built)."""
 
 from __future__ import annotations
 
-from metantk_plugin.search.space import PrunableSpace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from metantk_plugin.search.space import PrunableSpace
 
 __all__ = ["SEARCH_SPACES", "build_search_space", "supernet_size"]
 

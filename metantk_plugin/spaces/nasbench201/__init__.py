@@ -4,22 +4,14 @@
 * :mod:`.isomorphism`: the canonical form reproducing NATS-Bench's 6,466 classes.
 * :mod:`.network`: :class:`NB201Network`, the official network (BatchNorm, GroupNorm or none).
 * :mod:`.ground_truth`: :class:`GroundTruth`, accuracies from CSV, ``.pth``, NATS-Bench or NNI files.
+
+The names below are imported on first use, so that the light modules (:mod:`.accuracy_metrics`,
+:mod:`.table_location`) import no torch.
 """
 
 from __future__ import annotations
 
-from metantk_plugin.spaces.nasbench201.accuracy_metrics import DATASETS, EPOCHS, SPLITS, Metric
-from metantk_plugin.spaces.nasbench201.codec import (
-    EDGES,
-    NUM_ARCHITECTURES,
-    OPERATIONS,
-    NB201Arch,
-    all_architectures,
-    parse_arch,
-)
-from metantk_plugin.spaces.nasbench201.ground_truth import GroundTruth
-from metantk_plugin.spaces.nasbench201.isomorphism import canonical_form, isomorphism_classes
-from metantk_plugin.spaces.nasbench201.network import NORMS, NB201Network, build_network
+from metantk_plugin._lazy import lazy_exports
 
 __all__ = [
     "DATASETS",
@@ -39,3 +31,11 @@ __all__ = [
     "isomorphism_classes",
     "parse_arch",
 ]
+
+__getattr__ = lazy_exports(__name__, {
+    "accuracy_metrics": ("DATASETS", "EPOCHS", "SPLITS", "Metric"),
+    "codec": ("EDGES", "NUM_ARCHITECTURES", "OPERATIONS", "NB201Arch", "all_architectures", "parse_arch"),
+    "ground_truth": ("GroundTruth",),
+    "isomorphism": ("canonical_form", "isomorphism_classes"),
+    "network": ("NORMS", "NB201Network", "build_network"),
+})

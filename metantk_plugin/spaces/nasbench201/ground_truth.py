@@ -12,7 +12,6 @@ for what each split means.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +25,9 @@ from metantk_plugin.spaces.nasbench201.result_files import (
     NatsBenchArchive,
     NniDatabase,
 )
+from metantk_plugin.spaces.nasbench201.table_location import CSV_ENV_VAR, default_csv_path
 
 __all__ = ["CSV_ENV_VAR", "GroundTruth", "default_csv_path", "find_ground_truth"]
-
-CSV_ENV_VAR = "METANTK_NB201_CSV"
-_SHARED_CSV = Path("shared") / "data" / "nasbench201" / "nb201_accuracies.csv.gz"
-
-
-def default_csv_path() -> Path:
-    """``$METANTK_NB201_CSV`` if set, else the first ``shared/data/nasbench201/nb201_accuracies.csv.gz``
-    found beside the working directory or one of its parents (``../shared/...`` from a
-    checkout) or beside the source tree (the last, when none exists)."""
-    configured = os.environ.get(CSV_ENV_VAR)
-    if configured:
-        return Path(configured)
-    cwd = Path.cwd().resolve()
-    candidates = [folder / _SHARED_CSV for folder in (cwd, *cwd.parents)]
-    candidates.append(Path(__file__).resolve().parents[4] / _SHARED_CSV)
-    return next((c for c in candidates if c.is_file()), candidates[-1])
-
 
 class GroundTruth:
     """Seed-mean accuracies (percent) of NAS-Bench-201 cells from one result source."""
