@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from metantk_plugin._deprecation import renamed
 from metantk_plugin.network_adapter import head_name, split_output
+from metantk_plugin.task_spec import check_optional_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
@@ -78,9 +79,7 @@ class MetaConfig:
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         for name in ("inner_steps", "test_inner_steps"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_optional_positive_int(name, getattr(self, name))
 
     @property
     def eval_lr(self) -> float:

@@ -22,6 +22,7 @@ from metantk_plugin.scoring.architectures import build_architecture, canonical_a
 from metantk_plugin.scoring.executors import make_executor
 from metantk_plugin.scoring.settings import ScoreSettings, architecture_seed
 from metantk_plugin.scoring.store import RunSummary, ScoreRow, commit_stream, open_run
+from metantk_plugin.task_spec import check_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = ["ArchitectureScorer", "RunSummary", "sample_tasks", "score_architectures"]
@@ -91,8 +92,7 @@ def score_architectures(
     comes first, and when the run stops for any reason. A file this call created is
     removed again when the run fails before it committed a row, so that it never blocks
     the corrected command."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    check_positive_int("chunk_size", chunk_size)
     start = time.perf_counter()
     wanted: list[str] = []
     for arch in archs:
