@@ -31,7 +31,7 @@ from metantk_plugin.data.sources import (
 from metantk_plugin.data.splits import with_rotated_classes
 from metantk_plugin.data.transforms import prepare_images
 from metantk_plugin.fewshot.checkpoint import Checkpoint
-from metantk_plugin.fewshot.maml import MetaConfig
+from metantk_plugin.fewshot.maml import META_LEARNING_ALGORITHMS, MetaConfig
 from metantk_plugin.fewshot.networks import build_network
 from metantk_plugin.fewshot.output_folder import OutputConflict, OutputFolder
 from metantk_plugin.fewshot.protocols import MetaLearning, RFSPretraining, TrainingProtocol
@@ -41,7 +41,7 @@ from metantk_plugin.task_spec import TaskSampler, check_optional_positive_int, c
 
 __all__ = ["PROTOCOLS", "EvaluationSettings", "OutputConflict", "build_protocol", "run_evaluation"]
 
-PROTOCOLS = ("maml", "fomaml", "anil", "rfs")
+PROTOCOLS = (*META_LEARNING_ALGORITHMS, "rfs")
 # settings that do not change the trained parameters: a checkpoint made with other values resumes
 _NOT_TRAINING = ("meta_iterations", "episodes", "device", "val_every", "val_episodes", "eval_batch",
                  "test_inner_steps", "test_inner_lr")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from metantk_plugin.data.sources import task_sampler_from_spec
 from metantk_plugin.proxies.registry import POPULATION, compute_proxy, resolve_proxy
 from metantk_plugin.scoring.architectures import build_architecture, canonical_architecture
 from metantk_plugin.scoring.executors import make_executor
@@ -31,11 +30,8 @@ __all__ = ["ArchitectureScorer", "RunSummary", "sample_tasks", "score_architectu
 def sample_tasks(settings: ScoreSettings) -> TaskBatch:
     """The TaskBatch every proxy of the run sees: ``n_tasks`` tasks from the training split
     of ``settings.data``, drawn from ``settings.seed``."""
-    sampler = task_sampler_from_spec(
-        settings.data, split="train", image_size=settings.image_size, channels=settings.image_channels,
-        ways=settings.ways, shots=settings.shots, queries=settings.queries, seed=settings.seed,
-    )
-    return sampler.sample(settings.n_tasks, settings.seed)
+    spec = settings.task_spec
+    return spec.sampler(seed=settings.seed).sample(spec.n_tasks, settings.seed)
 
 
 @dataclass(frozen=True)
