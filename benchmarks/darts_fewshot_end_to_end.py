@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from metantk_plugin import __version__
+from metantk_plugin.atomic_files import write_atomically
 from metantk_plugin.fewshot.evaluation import confidence_interval
 from metantk_plugin.fewshot.pipeline import EvaluationSettings
 from metantk_plugin.fewshot.table import FewShotTableSettings, evaluate_architectures, read_fewshot_table
@@ -181,10 +182,10 @@ def plot(entries: list[dict], groups: dict, config: dict, path: Path) -> None:
         ax.set_title(f"{s}-shot: accuracy vs search cost")
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_atomically(path, lambda file: fig.savefig(file, dpi=110, format="png"), binary=True)
+    finally:
+        plt.close(fig)
 
 
 def markdown(config: dict, out: dict) -> str:

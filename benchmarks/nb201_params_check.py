@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from metantk_plugin.atomic_files import write_atomically
 from metantk_plugin.spaces.nasbench201 import NUM_ARCHITECTURES, NB201Network, all_architectures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "build_seconds": round(seconds, 1),
         "mismatches": unexplained + legacy,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=args.output.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(result, handle, indent=1)
-    os.replace(handle.name, args.output)
+    write_atomically(args.output, lambda file: json.dump(result, file, indent=1))
 
     if args.json:
         print(json.dumps(result, indent=1))

@@ -25,6 +25,7 @@ import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
+from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.cli_options import add_dataclass_arguments
 from metantk_plugin.integrations.nni import (
     INVALID_SCORE,
@@ -213,10 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     _check(args)
     torch.set_num_threads(args.threads)
     result = run(args)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.output.with_name(args.output.name + ".partial")
-    partial.write_text(json.dumps(result, indent=2))
-    partial.replace(args.output)
+    write_file_atomically(args.output, json.dumps(result, indent=2))
     _plot(result, args.output.with_suffix(".png"))
     print(json.dumps(result, indent=2) if args.json else _table(result))
     print(f"wrote {args.output} and {args.output.with_suffix('.png')}", file=sys.stderr)

@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from metantk_plugin.atomic_files import write_file_atomically as write_atomic
 from metantk_plugin.user_input import quoted
 
 __all__ = [
@@ -146,22 +147,6 @@ def check_writable(path: str | os.PathLike | None, *, option: str, folder: bool 
             pass
     except OSError as error:
         raise PermissionError(f"{option} {path} cannot be written ({error.strerror or error})") from None
-
-
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file renamed over it, so the file is
-    either the old one or the whole new one; creates missing parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def print_run_summary(summary, columns, *, as_json: bool, done: str, extra: dict | None = None) -> None:

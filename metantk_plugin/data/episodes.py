@@ -16,6 +16,7 @@ import torch
 
 from metantk_plugin.data.images import LabelledImages
 from metantk_plugin.data.transforms import prepare_images
+from metantk_plugin.task_spec import check_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = ["EpisodeSampler", "as_generator", "concat_tasks", "derive_seed"]
@@ -77,8 +78,7 @@ class EpisodeSampler:
         seed: int = 0,
     ):
         for name, value in (("ways", ways), ("shots", shots), ("queries", queries)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         if labels.shape != (images.shape[0],):
             raise ValueError(f"need images [N, ...] and labels [N]; got {tuple(images.shape)} and "
@@ -139,8 +139,7 @@ class EpisodeSampler:
 
     def sample_indices(self, n_tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Image indices ``[T, ways*shots]`` (support) and ``[T, ways*queries]`` (query)."""
-        if not isinstance(n_tasks, int) or n_tasks < 1:
-            raise ValueError(f"n_tasks must be a positive int, got {n_tasks!r}")
+        check_positive_int("n_tasks", n_tasks)
         ways, per_class = self.ways, self.shots + self.queries
         chosen = torch.rand(n_tasks, self.n_classes, generator=generator).argsort(dim=1)[:, :ways]  # [T, ways]
         keys = torch.rand(n_tasks, ways, self._valid.shape[1], generator=generator)

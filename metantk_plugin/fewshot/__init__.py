@@ -39,13 +39,13 @@ _LAZY = lazy_exports(__name__, {
     "conv4": ("Conv4",),
     "evaluation": ("EpisodeResult", "confidence_interval", "evaluate_episodes"),
     "logistic": ("fit_logistic_regression",),
-    "maml": ("META_LEARNING_ALGORITHMS", "MetaConfig", "MetaLearner", "adapted_accuracy", "meta_gradient"),
+    "maml": ("MetaConfig", "MetaLearner", "adapted_accuracy", "meta_gradient"),
     "networks": ("build_network",),
     "output_folder": ("OutputConflict", "OutputFolder"),
     "pipeline": ("build_protocol", "run_evaluation"),
     "protocols": ("MetaLearning", "RFSPretraining", "TrainingProtocol"),
     "rfs": ("PretrainConfig", "Pretrainer", "probe_accuracy"),
-    "settings": ("PROTOCOLS", "EvaluationSettings"),
+    "settings": ("META_LEARNING_ALGORITHMS", "PROTOCOLS", "EvaluationSettings"),
     "training": ("TrainingHistory", "meta_train"),
 })
 __getattr__ = renamed(__name__, {"ALGORITHMS": f"{__name__}.META_LEARNING_ALGORITHMS"}, _LAZY)

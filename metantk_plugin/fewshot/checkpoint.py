@@ -1,19 +1,20 @@
-"""Training checkpoints: written atomically (:func:`write_atomically`), read with
+"""Training checkpoints: written atomically
+(:func:`~metantk_plugin.atomic_files.write_atomically`), read with
 ``torch.load(weights_only=True)`` (no code runs while loading), and checked against the
 settings of the run that resumes."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any
 
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "differing_settings", "load_checkpoint", "save_checkpoint",
-           "write_atomically"]
+from metantk_plugin import atomic_files
+from metantk_plugin._deprecation import renamed
+
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "differing_settings", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "metantk-fewshot-checkpoint/1"
 
@@ -29,26 +30,11 @@ class Checkpoint:
     history: dict[str, Any]
 
 
-def write_atomically(path: str | Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
-    """``write(file)`` into a temporary file beside ``path``, then rename it into place: a
-    reader sees the old file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb" if binary else "w") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
     """Write ``checkpoint`` to ``path`` atomically."""
     payload = {"format": CHECKPOINT_FORMAT, "settings": checkpoint.settings, "iteration": checkpoint.iteration,
                "state": checkpoint.state, "history": checkpoint.history}
-    write_atomically(path, lambda file: torch.save(payload, file), binary=True)
+    atomic_files.write_atomically(path, lambda file: torch.save(payload, file), binary=True)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -71,3 +57,7 @@ def differing_settings(saved: dict[str, Any], current: dict[str, Any], ignore: t
     """Names of the settings whose values differ (or exist on one side only), except ``ignore``."""
     keys = (set(saved) | set(current)) - set(ignore)
     return sorted(k for k in keys if saved.get(k, "<absent>") != current.get(k, "<absent>"))
+
+
+__getattr__ = renamed(__name__, {"write_atomically": ("metantk_plugin.atomic_files.write_atomically",
+                                                      atomic_files.write_atomically)})

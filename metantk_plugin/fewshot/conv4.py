@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from metantk_plugin.task_spec import check_positive_int
+
 __all__ = ["Conv4"]
 
 
@@ -26,8 +28,7 @@ class Conv4(nn.Module):
         super().__init__()
         for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("hidden", hidden),
                             ("blocks", blocks)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Conv4 {name} must be a positive int, got {value!r}")
+            check_positive_int(f"Conv4 {name}", value)
         if head_init not in ("normal", "zeros"):
             raise ValueError(f"Conv4 head_init must be 'normal' or 'zeros', got {head_init!r}")
         layers: list[nn.Module] = []

@@ -15,6 +15,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from metantk_plugin.data.episodes import concat_tasks, derive_seed
+from metantk_plugin.task_spec import check_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = ["MIN_INTERVAL_EPISODES", "EpisodeResult", "confidence_interval", "episode_seeds", "evaluate_episodes",
@@ -71,8 +72,7 @@ def evaluate_episodes(
 ) -> EpisodeResult:
     """Draw ``episodes`` episodes from ``sampler`` (``.sample(1, seed)`` each) and score them
     in batches with ``score(tasks) -> accuracies [T]``."""
-    if not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    check_positive_int("episodes", episodes)
     seeds = episode_seeds(seed, episodes)
     accuracies: list[float] = []
     with tqdm(total=episodes, desc=description, unit="ep", disable=not progress, leave=False) as bar:

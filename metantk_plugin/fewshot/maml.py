@@ -34,7 +34,9 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from metantk_plugin._deprecation import renamed
+from metantk_plugin.fewshot.settings import META_LEARNING_ALGORITHMS
 from metantk_plugin.network_adapter import head_name, split_output
+from metantk_plugin.task_spec import check_optional_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
@@ -47,8 +49,6 @@ __all__ = [
     "use_batch_statistics",
 ]
 
-META_LEARNING_ALGORITHMS = ("maml", "fomaml", "anil")
-"""The meta-training algorithms (the module docstring); ``fomaml`` has no MetaNTK kernel of its own."""
 __getattr__ = renamed(__name__, {"ALGORITHMS": f"{__name__}.META_LEARNING_ALGORITHMS"})
 STRATEGIES = ("auto", "loop", "vmap")
 Params = dict[str, torch.Tensor]
@@ -78,9 +78,7 @@ class MetaConfig:
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         for name in ("inner_steps", "test_inner_steps"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_optional_positive_int(name, getattr(self, name))
 
     @property
     def eval_lr(self) -> float:

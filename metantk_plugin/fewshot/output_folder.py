@@ -12,13 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from metantk_plugin.fewshot.checkpoint import (
-    Checkpoint,
-    differing_settings,
-    load_checkpoint,
-    save_checkpoint,
-    write_atomically,
-)
+from metantk_plugin.atomic_files import write_atomically
+from metantk_plugin.fewshot.checkpoint import Checkpoint, differing_settings, load_checkpoint, save_checkpoint
 from metantk_plugin.fewshot.plots import plot_training_curve
 from metantk_plugin.fewshot.training import TrainingHistory
 

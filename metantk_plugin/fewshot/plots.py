@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metantk_plugin.atomic_files import write_atomically
 from metantk_plugin.fewshot.training import TrainingHistory
 
 __all__ = ["plot_training_curve"]
@@ -21,7 +22,8 @@ def _moving_average(values: list[float], window: int) -> np.ndarray:
 
 def plot_training_curve(history: TrainingHistory, path: str | Path, *, title: str = "") -> Path:
     """Loss and accuracy per step (raw and a moving average over ~2% of the steps), with
-    validation accuracy ± 95% CI where recorded; written to ``path``."""
+    validation accuracy ± 95% CI where recorded; written to ``path`` atomically, in the format
+    its suffix names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,7 +49,8 @@ def plot_training_curve(history: TrainingHistory, path: str | Path, *, title: st
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    try:
+        return write_atomically(path, lambda file: figure.savefig(file, dpi=110, format=path.suffix[1:] or None),
+                                binary=True)
+    finally:
+        plt.close(figure)

@@ -19,6 +19,7 @@ from metantk_plugin.data.episodes import EpisodeSampler, as_generator
 from metantk_plugin.fewshot.evaluation import EpisodeResult, confidence_interval, episode_seeds
 from metantk_plugin.fewshot.logistic import fit_logistic_regression
 from metantk_plugin.network_adapter import split_output
+from metantk_plugin.task_spec import check_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
@@ -44,10 +45,8 @@ class PretrainConfig:
     decay: float = 0.1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be a positive int, got {self.steps!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        check_positive_int("steps", self.steps)
+        check_positive_int("batch_size", self.batch_size)
         if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0 or not 0 < self.decay <= 1:
             raise ValueError(f"invalid optimiser settings lr={self.lr}, momentum={self.momentum}, "
                              f"weight_decay={self.weight_decay}, decay={self.decay}")
@@ -138,8 +137,7 @@ def feature_bank_accuracy(network: nn.Module, sampler: EpisodeSampler, *, episod
 
     Exact only for a deterministic ``sampler.transform`` (no augmentation), which the test
     samplers have: an image's eval-mode features then do not depend on its episode."""
-    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
-        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    check_positive_int("episodes", episodes)
     images = sampler.images if sampler.prepare is None else sampler.prepare(sampler.images)
     images = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
     if sampler.transform is not None:

@@ -19,9 +19,13 @@ if TYPE_CHECKING:
     from metantk_plugin.fewshot.maml import MetaConfig
     from metantk_plugin.fewshot.rfs import PretrainConfig
 
-__all__ = ["PROTOCOLS", "EvaluationSettings"]
+__all__ = ["META_LEARNING_ALGORITHMS", "PROTOCOLS", "EvaluationSettings"]
 
-PROTOCOLS = ("maml", "fomaml", "anil", "rfs")
+META_LEARNING_ALGORITHMS = ("maml", "fomaml", "anil")
+"""The meta-training algorithms (see :mod:`~metantk_plugin.fewshot.maml`); ``fomaml`` has no
+MetaNTK kernel of its own."""
+
+PROTOCOLS = (*META_LEARNING_ALGORITHMS, "rfs")
 """Meta-learning (second-order MAML, first-order MAML, ANIL) or RFS pre-training."""
 
 

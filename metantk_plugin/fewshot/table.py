@@ -51,6 +51,7 @@ from metantk_plugin.scoring.store import (
     read_scores,
     read_settings,
 )
+from metantk_plugin.task_spec import check_positive_int
 
 __all__ = ["TABLE_KIND", "ArchitectureTrainer", "FewShotTableSettings", "evaluate_architectures", "read_fewshot_table"]
 
@@ -187,8 +188,7 @@ def evaluate_architectures(
     (resume), or starting it afresh when ``replace`` (see :func:`~metantk_plugin.scoring.store.open_run`).
     Rows are committed every ``chunk_size`` architectures or ``commit_seconds``, and when the
     run stops for any reason, so a ``kill -9`` loses at most those in flight."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    check_positive_int("chunk_size", chunk_size)
     start = time.perf_counter()
     wanted = list(dict.fromkeys(canonical_architecture(settings.space, a) for a in archs))
     pool = make_executor(executor, workers)  # validates before the file is touched

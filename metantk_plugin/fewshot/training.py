@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from metantk_plugin.data.episodes import derive_seed
 from metantk_plugin.interrupts import deferred_interrupt
+from metantk_plugin.task_spec import check_positive_int
 
 __all__ = ["Prefetcher", "TrainingHistory", "meta_train", "run_prefetched_steps", "run_steps",
            "seeded_global_rng"]
@@ -178,8 +179,7 @@ def meta_train(
     meta-batches of ``meta_batch`` tasks from ``sampler`` for iterations ``start ..
     iterations-1`` (see :func:`run_steps` for the other arguments)."""
     for name, value in (("iterations", iterations), ("meta_batch", meta_batch)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(name, value)
     if not 0 <= start <= iterations:
         raise ValueError(f"start must lie in 0..{iterations}, got {start}")
     return run_prefetched_steps(lambda i: sampler.sample(meta_batch, derive_seed(seed, i)),

@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
+from metantk_plugin.task_spec import check_positive_int
+
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "make_executor"]
 
 EXECUTORS = ("local", "processes", "ray")
@@ -55,8 +57,7 @@ class LocalExecutor(Executor):
 
 
 def _check_workers(workers: int) -> int:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    check_positive_int("workers", workers)
     return workers
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from metantk_plugin.atomic_files import write_atomically
 from metantk_plugin.scoring.correlation import CorrelationResult, oriented
 
 __all__ = ["plot_rank_scatter"]
@@ -55,9 +55,7 @@ def plot_rank_scatter(
     for ax in list(axes.flat)[len(proxies):]:
         ax.axis("off")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return write_atomically(path, lambda file: fig.savefig(file, dpi=110, format="png"), binary=True)
+    finally:
+        plt.close(fig)

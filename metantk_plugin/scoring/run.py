@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from metantk_plugin.data.sources import task_sampler_from_spec
 from metantk_plugin.proxies.registry import POPULATION, compute_proxy, resolve_proxy
 from metantk_plugin.scoring.architectures import build_architecture, canonical_architecture
 from metantk_plugin.scoring.executors import make_executor
 from metantk_plugin.scoring.settings import ScoreSettings, architecture_seed
 from metantk_plugin.scoring.store import RunSummary, ScoreRow, commit_stream, open_run
+from metantk_plugin.task_spec import check_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = ["ArchitectureScorer", "RunSummary", "sample_tasks", "score_architectures"]
@@ -30,11 +30,8 @@ __all__ = ["ArchitectureScorer", "RunSummary", "sample_tasks", "score_architectu
 def sample_tasks(settings: ScoreSettings) -> TaskBatch:
     """The TaskBatch every proxy of the run sees: ``n_tasks`` tasks from the training split
     of ``settings.data``, drawn from ``settings.seed``."""
-    sampler = task_sampler_from_spec(
-        settings.data, split="train", image_size=settings.image_size, channels=settings.image_channels,
-        ways=settings.ways, shots=settings.shots, queries=settings.queries, seed=settings.seed,
-    )
-    return sampler.sample(settings.n_tasks, settings.seed)
+    spec = settings.task_spec
+    return spec.sampler(seed=settings.seed).sample(spec.n_tasks, settings.seed)
 
 
 @dataclass(frozen=True)
@@ -91,8 +88,7 @@ def score_architectures(
     comes first, and when the run stops for any reason. A file this call created is
     removed again when the run fails before it committed a row, so that it never blocks
     the corrected command."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    check_positive_int("chunk_size", chunk_size)
     start = time.perf_counter()
     wanted: list[str] = []
     for arch in archs:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.interrupts import deferred_interrupt
 from metantk_plugin.proxies.registry import population_proxy
 
@@ -322,11 +323,8 @@ def export_csv(path: str | Path, csv_path: str | Path, *, overwrite: bool = Fals
     csv_path = Path(csv_path)
     if csv_path.exists() and not overwrite:
         raise FileExistsError(f"{csv_path} exists; choose another name or allow overwriting")
-    table = read_scores(path, times=times)
-    tmp = csv_path.with_name(f".{csv_path.name}.partial")
-    table.to_csv(tmp, index=False, float_format="%.17g")
-    os.replace(tmp, csv_path)
-    return csv_path
+    text = read_scores(path, times=times).to_csv(index=False, float_format="%.17g")
+    return write_file_atomically(csv_path, text)
 
 
 # ---------------------------------------------------------------------- internals

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from metantk_plugin.integrations.nni._require import require_nni
+from metantk_plugin.task_spec import check_positive_int
 
 __all__ = ["sequential_config"]
 
@@ -20,8 +21,7 @@ def sequential_config(max_trials: int, working_directory: str | Path, *, continu
     logs and checkpoints under ``working_directory/<experiment id>/``; with
     ``continue_on_failure`` an evaluator exception marks that model Failed instead of
     ending the run. (NNI still records each experiment in ``~/nni-experiments/.experiment``.)"""
-    if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
-        raise ValueError(f"max_trials must be a positive int, got {max_trials!r}")
+    check_positive_int("max_trials", max_trials)
     config_module = require_nni("nni.nas.experiment.config")
     engine = config_module.SequentialEngineConfig(continue_on_failure=continue_on_failure)
     config = config_module.NasExperimentConfig(engine, "simplified")

@@ -54,14 +54,19 @@ def kernel_ready(
 ) -> nn.Module:
     """A re-initialised, sample-independent copy of ``network`` (see the module docstring)
     returning ``(features, logits)`` when a feature layer is found, else its own output."""
-    if norm not in NORM_MODES:
-        raise ValueError(f"norm must be one of {NORM_MODES}, got {norm!r}")
+    _check_norm(norm)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int, got {seed!r}")
     net = copy.deepcopy(network).cpu()
     _reset_parameters(net, seed)
     wrapped = _kernel_view(net, norm, feature_layer)
     return wrapped.to(device) if device is not None else wrapped
+
+
+def _check_norm(norm: str) -> None:
+    """ValueError unless ``norm`` is one of :data:`NORM_MODES`."""
+    if norm not in NORM_MODES:
+        raise ValueError(f"norm must be one of {NORM_MODES}, got {norm!r}")
 
 
 def _kernel_view(network: nn.Module, norm: str, feature_layer: str | None = "auto") -> nn.Module:

@@ -36,6 +36,7 @@ from metantk_plugin.integrations.nni._require import require_nni
 from metantk_plugin.integrations.nni.network import NORM_MODES, _kernel_view
 from metantk_plugin.search.space import REMOVED, PrunableSpace
 from metantk_plugin.spaces.mixed_edges import active_operations
+from metantk_plugin.task_spec import check_optional_positive_int
 
 _nas_nn = require_nni("nni.nas.nn.pytorch")
 _nas_space = require_nni("nni.nas.space")
@@ -66,8 +67,7 @@ class NNIPrunableSpace(PrunableSpace):
     ):
         if norm not in NORM_MODES or norm == "eval":
             raise ValueError(f"norm must be 'group' or 'none' for a supernet, got {norm!r}")
-        if region_image_size is not None and (not isinstance(region_image_size, int) or region_image_size < 1):
-            raise ValueError(f"region_image_size must be a positive int or None, got {region_image_size!r}")
+        check_optional_positive_int("region_image_size", region_image_size)
         self._traced = _traced_space(model_space)
         self.norm = norm
         self.region_image_size = region_image_size

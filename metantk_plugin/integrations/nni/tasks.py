@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import nn
 
-from metantk_plugin.integrations.nni.network import NORM_MODES
+from metantk_plugin.integrations.nni.network import _check_norm
 from metantk_plugin.integrations.nni.scoring import INVALID_SCORE, ProxyScore, score_network
 from metantk_plugin.proxies.registry import get_proxy
 from metantk_plugin.task_spec import TaskSampler, TaskSpec, as_task_sampler, check_positive_int
@@ -113,8 +113,7 @@ class ProxyScoring:
 
 def _check_scoring(proxy: str, norm: str, invalid_score: float, proxy_options: dict) -> None:
     get_proxy(proxy)  # a ValueError lists the registered names
-    if norm not in NORM_MODES:
-        raise ValueError(f"norm must be one of {NORM_MODES}, got {norm!r}")
+    _check_norm(norm)
     if not isinstance(invalid_score, (int, float)) or not math.isfinite(invalid_score):
         raise ValueError(f"invalid_score must be a finite number, got {invalid_score!r}")
     if not isinstance(proxy_options, dict):

@@ -30,6 +30,7 @@ from metantk_plugin.spaces.darts_fewshot.operations import (
     make_norm,
 )
 from metantk_plugin.spaces.mixed_edges import ACTIVE_THRESHOLD, INF_ALPHA, active_operations, mixing_plan
+from metantk_plugin.task_spec import check_positive_int
 
 __all__ = [
     "ACTIVE_THRESHOLD",
@@ -162,8 +163,7 @@ class DartsFewshotSupernet(nn.Module):
             ("input_channels", input_channels),
             ("feature_scale_rate", feature_scale_rate),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         if multiplier > steps:
             raise ValueError(
                 f"multiplier ({multiplier}) cannot exceed steps ({steps}): the cell concatenates its last nodes"
