@@ -30,6 +30,7 @@ from metantk_plugin.kernels import (
 )
 from metantk_plugin.network_adapter import split_output
 from metantk_plugin.proxies._network import device_dtype
+from metantk_plugin.task_spec import check_optional_positive_int
 from metantk_plugin.tasks import TaskBatch
 
 __all__ = ["METANTK_ALGORITHMS", "MetaNTK", "MetaNTKResult", "seeded_head"]
@@ -78,8 +79,7 @@ class MetaNTK:
             raise ValueError(f"inner_lr_time must be > 0 (math.inf for the converged limit), got {inner_lr_time!r}")
         if not (reg >= 0) or math.isinf(reg):
             raise ValueError(f"reg must be a finite value >= 0, got {reg!r}")
-        if ways is not None and (not isinstance(ways, int) or ways < 1):
-            raise ValueError(f"ways must be a positive int or None, got {ways!r}")
+        check_optional_positive_int("ways", ways)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.algorithm = algorithm

@@ -24,6 +24,7 @@ from metantk_plugin.spaces.darts_fewshot.operations import (
     make_norm,
 )
 from metantk_plugin.spaces.darts_fewshot.presets import resolve_genotype
+from metantk_plugin.task_spec import check_positive_int
 
 __all__ = ["DUMMY_ALPHA_PARAMETERS", "DartsEvalNetwork", "DropPath", "build_eval_network", "count_parameters"]
 
@@ -127,8 +128,7 @@ class DartsEvalNetwork(nn.Module):
             ("stem_multiplier", stem_multiplier),
             ("feature_scale_rate", feature_scale_rate),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
         self.genotype = genotype

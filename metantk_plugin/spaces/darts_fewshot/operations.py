@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from metantk_plugin.network_adapter import NETWORK_NORMS as NORMS
+from metantk_plugin.task_spec import check_positive_int
 
 __all__ = [
     "NORMS",
@@ -247,8 +248,7 @@ def build_operation(name: str, channels: int, stride: int, norm: str = "batch") 
     """The operation ``name`` (an official name or a MetaNAS alias) over ``channels`` channels."""
     name = canonical_op_name(name)
     _check_stride(stride)
-    if not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"channels must be a positive int, got {channels!r}")
+    check_positive_int("channels", channels)
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
     if name == "none":

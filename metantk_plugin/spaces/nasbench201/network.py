@@ -33,6 +33,7 @@ from torch import nn
 from metantk_plugin.network_adapter import NETWORK_NORMS as NORMS
 from metantk_plugin.network_adapter import group_count
 from metantk_plugin.spaces.nasbench201.codec import EDGES, NB201Arch, parse_arch
+from metantk_plugin.task_spec import check_positive_int
 
 __all__ = ["NORMS", "NB201Network", "build_network"]
 
@@ -62,8 +63,7 @@ class NB201Network(nn.Module):
         super().__init__()
         self.arch: NB201Arch = parse_arch(arch)
         for name, value in (("C", C), ("N", N), ("num_classes", num_classes), ("in_channels", in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

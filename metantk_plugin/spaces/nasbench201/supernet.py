@@ -18,6 +18,7 @@ from torch import nn
 from metantk_plugin.spaces.mixed_edges import mixing_plan
 from metantk_plugin.spaces.nasbench201.codec import EDGES, OPERATIONS
 from metantk_plugin.spaces.nasbench201.network import NORMS, _norm_layer, _operation, _ResidualReduction
+from metantk_plugin.task_spec import check_positive_int
 
 __all__ = ["NB201Supernet"]
 
@@ -50,8 +51,7 @@ class NB201Supernet(nn.Module):
                  in_channels: int = 3, use_stem: bool = True, depth: int | None = None):
         super().__init__()
         for name, value in (("C", C), ("N", N), ("num_classes", num_classes), ("in_channels", in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
         self.in_channels = in_channels
