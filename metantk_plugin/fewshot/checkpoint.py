@@ -59,5 +59,4 @@ def differing_settings(saved: dict[str, Any], current: dict[str, Any], ignore: t
     return sorted(k for k in keys if saved.get(k, "<absent>") != current.get(k, "<absent>"))
 
 
-__getattr__ = renamed(__name__, {"write_atomically": ("metantk_plugin.atomic_files.write_atomically",
-                                                      atomic_files.write_atomically)})
+__getattr__ = renamed(__name__, {"write_atomically": "metantk_plugin.atomic_files.write_atomically"})
