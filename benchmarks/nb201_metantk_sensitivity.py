@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from _options import add_run_options
 
 from metantk_plugin import __version__
 from metantk_plugin.commands import parse_option_value
@@ -48,11 +49,7 @@ def label(change: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=CONFIG)
-    parser.add_argument("--executor", default="local", choices=("local", "processes", "ray"))
-    parser.add_argument("--workers", type=int)
-    parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / "work")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--force", action="store_true", help="replace existing result files")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     config = json.loads(args.config.read_text())

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _options import add_run_options
 from scipy.stats import kendalltau, spearmanr
 
 from metantk_plugin import __version__
@@ -187,11 +188,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--free", type=int, default=9445, help="cells for the data-free proxies (max 9445)")
     parser.add_argument("--data-cells", type=int, default=200, help="cells for the data proxies")
-    parser.add_argument("--executor", default="local", choices=("local", "processes", "ray"))
-    parser.add_argument("--workers", type=int)
-    parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / "work")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--force", action="store_true", help="replace existing result files")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     outputs = [args.results / "nb201_zc_crosscheck.json", args.results / "nb201_zc_crosscheck.md"]
     if any(p.exists() for p in outputs) and not args.force:

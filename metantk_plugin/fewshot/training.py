@@ -168,22 +168,16 @@ def meta_train(
     seed: int = 0,
     start: int = 0,
     history: TrainingHistory | None = None,
-    checkpoint: Callable[[int], None] | None = None,
-    checkpoint_every: int = 0,
-    validate: Callable[[int], tuple[float, float]] | None = None,
-    validate_every: int = 0,
-    time_budget: float | None = None,
-    progress: bool = True,
+    **loop,
 ) -> TrainingHistory:
     """Meta-train ``learner`` (a :class:`~metantk_plugin.fewshot.maml.MetaLearner`) on
     meta-batches of ``meta_batch`` tasks from ``sampler`` for iterations ``start ..
-    iterations-1`` (see :func:`run_steps` for the other arguments)."""
+    iterations-1``; ``loop``: ``checkpoint``, ``checkpoint_every``, ``validate``,
+    ``validate_every``, ``time_budget`` and ``progress``, as :func:`run_steps` takes them."""
     for name, value in (("iterations", iterations), ("meta_batch", meta_batch)):
         check_positive_int(name, value)
     if not 0 <= start <= iterations:
         raise ValueError(f"start must lie in 0..{iterations}, got {start}")
     return run_prefetched_steps(lambda i: sampler.sample(meta_batch, derive_seed(seed, i)),
                                 lambda i, tasks: learner.meta_step(tasks), start=start, stop=iterations,
-                                history=history if history is not None else TrainingHistory(),
-                                checkpoint=checkpoint, checkpoint_every=checkpoint_every, validate=validate,
-                                validate_every=validate_every, time_budget=time_budget, progress=progress)
+                                history=history if history is not None else TrainingHistory(), **loop)
