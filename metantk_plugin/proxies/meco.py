@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from metantk_plugin.proxies._network import task_data
+from metantk_plugin.proxies._network import forward_with_hooks, task_data
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
 
@@ -37,13 +37,7 @@ def feature_maps(network: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         if isinstance(output, torch.Tensor) and output.dim() == 4:
             maps.append(output[0].detach().flatten(1).double())
 
-    handles = [m.register_forward_hook(hook) for m in network.modules() if not any(m.children())]
-    try:
-        with torch.no_grad():
-            network(x)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(network, [m for m in network.modules() if not any(m.children())], hook, x)
     return maps
 
 

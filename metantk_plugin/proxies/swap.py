@@ -28,7 +28,7 @@ import math
 import torch
 from torch import nn
 
-from metantk_plugin.proxies._network import WEIGHT_LAYERS, task_data
+from metantk_plugin.proxies._network import WEIGHT_LAYERS, forward_with_hooks, task_data
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
 
@@ -50,13 +50,7 @@ def activation_pattern_count(network: nn.Module, x: torch.Tensor) -> int:
             bits = (output.detach() > 0).flatten(1)  # [B, M_l]
             codes.append((bits.T.long() * weights).sum(1) if weights is not None else bits.T.to(torch.uint8))
 
-    handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            network(x)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(network, [m for m in network.modules() if isinstance(m, nn.ReLU)], hook, x)
     if not codes:
         raise ValueError("SWAP needs ReLU feature maps, but no nn.ReLU module produced a 4-D output")
     return int(torch.unique(torch.cat(codes), dim=0).shape[0])
