@@ -67,6 +67,16 @@ def test_finite_deterministic_and_the_network_untouched(name, space, tasks):
     assert all(p.grad is None and p.requires_grad for p in net.parameters()) and net.training
 
 
+@pytest.mark.parametrize("op", ["none", "skip_connect"])
+def test_degenerate_nb201_cells_get_a_number(op, tasks):
+    net = build_network(f"|{op}~0|+|{op}~0|{op}~1|+|{op}~0|{op}~1|{op}~2|", C=4, N=1, num_classes=3, seed=1).train()
+    for name in NEW:
+        assert not math.isnan(compute_proxy(name, net, tasks)), name
+    if op == "none":  # no gradient reaches a weight, and every block after the stem outputs zeros
+        assert compute_proxy("zico", net, tasks) == -math.inf
+        assert compute_proxy("az_trainability", net, tasks) == pytest.approx(-1e6 + 2)
+
+
 def test_networks_they_cannot_handle_are_refused(tasks):
     mlp = Mlp(3 * 8 * 8)
     with pytest.raises(ValueError, match="MeCo needs convolutional feature maps"):
@@ -173,6 +183,8 @@ def test_swap_counts_distinct_neuron_patterns_by_brute_force(tasks):
     torch.manual_seed(3)
     net = ConvRelu()
     assert compute_proxy("swap", net, tasks) == _brute_force_patterns(net, tasks.inputs())
+    many = synthetic_tasks(n_tasks=4, ways=4, shots=2, queries=2, image_size=4, channels=3, seed=1)  # 64 > 62 images
+    assert compute_proxy("swap", net, many) == _brute_force_patterns(net, many.inputs())
     # the choice: reinits=k averages over k seeded N(0, 1) re-initialisations of the weights
     gen, counts = torch.Generator().manual_seed(4), []
     for _ in range(3):

@@ -19,7 +19,9 @@ from ``seed`` instead). The blocks are the network's ``stem`` and each module of
 where σ_l is the largest singular value of M_l = G_inᵀ G_out / (B H_l W_l): G_out holds
 Rademacher noise ±1 shaped like F_l (from ``seed``) as rows (B H_l W_l) × C_l, and G_in the
 vector-Jacobian product G_outᵀ ∂F_l/∂F_{l−1}, pixel-unshuffled by r = H_{l−1} // H_l
-(cropped to r H_l × r W_l first) when the block downsamples. A block whose G_in equals G_out (an identity) has t_l = −∞.
+(cropped to r H_l × r W_l first) when the block downsamples. A block whose G_in equals G_out
+(an identity) has t_l = −∞; one whose output does not depend on its input (G_in = 0, as
+after a block of zeros) has t_l = −1e6 + 2.
 Higher is better for all four. The aggregate ``az_nas`` ranks each component within the run
 (1 = worst .. n = best, ties averaged, NaN worst) and sums log(rank / n); it changes with the
 population, so it is a population proxy (as ``te_nas`` is).
@@ -126,7 +128,9 @@ def az_progressivity(network: nn.Module, tasks: TaskBatch, *, seed: int = 0, gau
 
 def _block_trainability(f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator) -> float:
     g_out = (2 * torch.randint(0, 2, f_out.shape, generator=gen) - 1).to(f_out)
-    (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)
+    g_in = None
+    if f_in.requires_grad and f_out.requires_grad:  # zeros (every NB201 edge none) have no graph
+        (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)
     if g_in is None:
         g_in = torch.zeros_like(f_in)
     if g_in.shape == g_out.shape and torch.equal(g_in, g_out):

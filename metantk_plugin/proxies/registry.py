@@ -12,7 +12,9 @@
 Each declares whether a higher raw score is better; :meth:`Proxy.oriented` maps a raw
 score so that higher is always better (for ranking, and for NNI, which maximises).
 :func:`resolve_proxy` answers for either kind; :func:`get_proxy` and
-:func:`population_proxy` for one kind.
+:func:`population_proxy` for one kind. A name ``rank:a+b+...`` is not registered: it
+resolves to the rank ensemble of those network proxies, made on lookup
+(:mod:`metantk_plugin.proxies.rank_ensemble`).
 
 The built-in proxies register when :mod:`metantk_plugin.proxies` imports. Registering
 the same function again (a module imported twice, or reloaded) replaces the entry

@@ -53,7 +53,8 @@ def activation_pattern_count(network: nn.Module, x: torch.Tensor) -> int:
     forward_with_hooks(network, [m for m in network.modules() if isinstance(m, nn.ReLU)], hook, x)
     if not codes:
         raise ValueError("SWAP needs ReLU feature maps, but no nn.ReLU module produced a 4-D output")
-    return int(torch.unique(torch.cat(codes), dim=0).shape[0])
+    columns = torch.cat(codes)  # [M]: one integer per neuron, or [M, B] bits beyond 62 images
+    return int((torch.unique(columns) if columns.dim() == 1 else torch.unique(columns, dim=0)).shape[0])
 
 
 def _normal_init(network: nn.Module, gen: torch.Generator) -> None:
