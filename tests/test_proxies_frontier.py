@@ -263,6 +263,14 @@ def test_az_components_by_hand_on_a_two_block_net(tasks):
         "az_expressivity", scaled, tasks)
 
 
+def test_az_components_see_the_task_images_unless_gaussian(tasks):
+    other = synthetic_tasks(n_tasks=2, ways=3, shots=2, queries=2, image_size=8, channels=3, seed=6)  # same shape
+    net = _network("nb201")
+    for name in AZ_COMPONENTS[:3]:
+        assert compute_proxy(name, net, tasks) != compute_proxy(name, net, other), name
+        assert compute_proxy(name, net, tasks, gaussian=True) == compute_proxy(name, net, other, gaussian=True), name
+
+
 def test_az_nas_sums_log_rank_fractions_with_nan_worst():
     columns = {"az_expressivity": np.array([1.0, 2.0, 3.0]), "az_progressivity": np.array([0.5, np.nan, 0.1]),
                "az_trainability": np.array([-np.inf, -1.0, -2.0]), "az_complexity": np.array([10.0, 10.0, 30.0])}
