@@ -86,4 +86,4 @@ def test_score_help_names_the_installed_plugins(monkeypatch, capsys):
     monkeypatch.setattr(score, "proxy_plugins", lambda: ["my_proxies"])
     with pytest.raises(SystemExit):
         main(["score", "--help"])
-    assert "zen, my_proxies (plugin)" in capsys.readouterr().out
+    assert "zico, my_proxies (plugin)" in capsys.readouterr().out

@@ -68,13 +68,13 @@ def test_one_lookup_answers_for_network_and_population_proxies():
     assert (te_nas.kind, te_nas.higher_is_better) == ("population", True)
     assert te_nas.columns == te_nas.inputs == ("ntk_cond", "linear_regions")
     assert synflow is get_proxy("synflow") and (synflow.kind, synflow.columns) == ("network", ("synflow",))
-    assert available_proxies("population") == ["te_nas"]
-    assert available_proxies("all") == [*available_proxies(), "te_nas"]  # network proxies first, as before
+    assert available_proxies("population") == ["az_nas", "te_nas"]
+    assert available_proxies("all") == [*available_proxies(), "az_nas", "te_nas"]  # network proxies first, as before
     with pytest.raises(ValueError, match="unknown proxy 'nope'; available: .*synflow, te_nas, zen"):
         resolve_proxy("nope")
-    with pytest.raises(ValueError, match="unknown proxy 'te_nas'; available: .*synflow, zen$"):
+    with pytest.raises(ValueError, match="unknown proxy 'te_nas'; available: .*synflow, zen, zico$"):
         get_proxy("te_nas")  # compute_proxy scores single networks only
-    with pytest.raises(ValueError, match="unknown population proxy 'synflow'; available: te_nas$"):
+    with pytest.raises(ValueError, match="unknown population proxy 'synflow'; available: az_nas, te_nas$"):
         population_proxy("synflow")
     with pytest.raises(ValueError, match="kind must be one of network, population or all"):
         available_proxies("per-network")
@@ -90,7 +90,7 @@ def test_population_proxies_mapping_still_imports_with_a_deprecation_warning():
 
     with pytest.warns(DeprecationWarning, match="POPULATION_PROXIES is deprecated; use .*resolve_proxy"):
         mapping = population.POPULATION_PROXIES
-    assert dict(mapping) == {"te_nas": population_proxy("te_nas")}
+    assert dict(mapping) == {n: population_proxy(n) for n in ("az_nas", "te_nas")}
     with pytest.raises(AttributeError, match="no attribute 'NOPE'"):
         population.NOPE  # noqa: B018
 

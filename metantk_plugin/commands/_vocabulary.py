@@ -14,10 +14,14 @@ ARCH_SPACES = ("nb201", "darts-fewshot")  # scoring.architectures.ARCH_SPACES
 METANTK_ALGORITHMS = ("maml", "anil")  # proxies.metantk.MetaNTK's algorithms
 STRATEGIES = ("auto", "loop", "vmap")  # fewshot.maml.STRATEGIES
 BUILTIN_PROXIES = (  # proxies.available_proxies() without plugins
-    "epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm", "linear_regions", "metantk",
-    "metantk_anil", "ntk_cond", "nwot", "params", "plain", "snip", "synflow", "zen",
+    "az_complexity", "az_expressivity", "az_progressivity", "az_trainability", "epe_nas", "fisher", "flops",
+    "grad_norm", "gradsign", "grasp", "jacov", "l2_norm", "linear_regions", "meco", "meco_opt", "metantk",
+    "metantk_anil", "ntk_cond", "nwot", "params", "plain", "snip", "swap", "swap_reg", "synflow", "zen", "zico",
 )
-POPULATION_INPUTS = {"te_nas": ("ntk_cond", "linear_regions")}  # proxies.population.POPULATION_PROXIES: inputs
+POPULATION_INPUTS = {  # proxies.available_proxies("population"): their inputs
+    "az_nas": ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity"),
+    "te_nas": ("ntk_cond", "linear_regions"),
+}
 
 
 def proxy_plugins() -> list[str]:

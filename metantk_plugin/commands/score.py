@@ -29,7 +29,8 @@ each network (same weights) and the others the official BatchNorm network in tra
 mode; --norm changes that per proxy.
 
 proxies: {proxies}
-population proxies (ranked within the run, from other columns): {population}
+population proxies (ranked within the run, from other columns): {population};
+rank ensembles rank:A+B+... (the mean within-run rank of A, B, ..., e.g. rank:metantk+nwot)
 """
 
 
@@ -51,7 +52,8 @@ def add_parser(subparsers) -> None:
                            "from SEED, default 0, so samples nest), or a file with one official string or "
                            "index per line")
     what.add_argument("--proxies", required=True, metavar="A,B,...|all",
-                      help="comma-separated proxy names, or 'all' for every registered and population proxy")
+                      help="comma-separated proxy names (rank:A+B+... for a rank ensemble), or 'all' for every "
+                           "registered and population proxy")
     what.add_argument("--set", action="append", default=[], metavar="PROXY.OPTION=VALUE", dest="options",
                       help="an option of one proxy, e.g. metantk.inner_lr_time=1000 or metantk.reg=1e-4 "
                            "(repeatable; values are JSON, or inf)")

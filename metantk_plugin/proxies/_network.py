@@ -4,6 +4,7 @@ task inputs on its device, its logits, and the layers whose weights the proxies 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -76,3 +77,15 @@ def gradients(output: torch.Tensor, tensors: list[torch.Tensor], **kwargs) -> li
     """``d output / d tensors`` with zeros for tensors the output does not depend on."""
     grads = torch.autograd.grad(output, tensors, allow_unused=True, **kwargs)
     return [torch.zeros_like(t) if g is None else g for t, g in zip(tensors, grads)]
+
+
+def forward_with_hooks(network: nn.Module, modules: Iterable[nn.Module], hook: Callable, x: torch.Tensor) -> None:
+    """One forward pass of ``x`` without gradients with the forward ``hook`` on ``modules``
+    (removed afterwards, also when the pass fails)."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        with torch.no_grad():
+            network(x)
+    finally:
+        for h in handles:
+            h.remove()

@@ -11,7 +11,19 @@ import math
 
 from torch import nn
 
-from metantk_plugin.proxies import gradient_saliency, jacobian, population, size, synflow, zen  # noqa: F401  (register)
+from metantk_plugin.proxies import (  # noqa: F401  (register)
+    az_nas,
+    gradient_saliency,
+    gradsign,
+    jacobian,
+    meco,
+    population,
+    size,
+    swap,
+    synflow,
+    zen,
+    zico,
+)
 from metantk_plugin.proxies._network import task_data
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.registry import register_proxy

@@ -22,7 +22,7 @@ import itertools
 import torch
 from torch import nn
 
-from metantk_plugin.proxies._network import logits_of, task_data
+from metantk_plugin.proxies._network import forward_with_hooks, logits_of, task_data
 from metantk_plugin.proxies.registry import register_proxy
 from metantk_plugin.tasks import TaskBatch
 
@@ -90,11 +90,5 @@ def nwot(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> float:
         code = (output > 0).reshape(n, -1).double()
         kernel = kernel + code @ code.T + (1.0 - code) @ (1.0 - code).T
 
-    handles = [m.register_forward_hook(hook) for m in relus]
-    try:
-        with torch.no_grad():
-            network(x)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(network, relus, hook, x)
     return float(torch.linalg.slogdet(kernel).logabsdet)

@@ -30,8 +30,9 @@ from metantk_plugin.proxies.registry import (
     population_proxy,
     register_population_proxy,
 )
+from metantk_plugin.scoring.correlation import oriented
 
-__all__ = ["PopulationProxy", "population_proxy", "te_nas_scores"]
+__all__ = ["PopulationProxy", "population_proxy", "te_nas_scores", "within_run_ranks"]
 
 
 @register_population_proxy("te_nas", inputs=("ntk_cond", "linear_regions"), higher_is_better=True)
@@ -44,11 +45,13 @@ def te_nas_scores(columns: Mapping[str, np.ndarray]) -> np.ndarray:
     regions = np.asarray(columns["linear_regions"], dtype=np.float64)
     if kappa.shape != regions.shape or kappa.ndim != 1:
         raise ValueError(f"ntk_cond {kappa.shape} and linear_regions {regions.shape} must be equal 1-D arrays")
-    return _rank(-kappa) + _rank(regions)
+    return within_run_ranks(kappa, higher_is_better=False) + within_run_ranks(regions, higher_is_better=True)
 
 
-def _rank(values: np.ndarray) -> np.ndarray:
-    return rankdata(np.where(np.isnan(values), -np.inf, values), method="average")
+def within_run_ranks(values: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
+    """Ranks 1 (worst) .. n (best) of the raw ``values [n]`` oriented by their sign, ties
+    averaged; NaN counts as the worst value (tied with −inf after orientation)."""
+    return rankdata(oriented(values, higher_is_better), method="average")
 
 
 def __getattr__(name: str) -> object:

@@ -12,7 +12,9 @@
 Each declares whether a higher raw score is better; :meth:`Proxy.oriented` maps a raw
 score so that higher is always better (for ranking, and for NNI, which maximises).
 :func:`resolve_proxy` answers for either kind; :func:`get_proxy` and
-:func:`population_proxy` for one kind.
+:func:`population_proxy` for one kind. A name ``rank:a+b+...`` is not registered: it
+resolves to the rank ensemble of those network proxies, made on lookup
+(:mod:`metantk_plugin.proxies.rank_ensemble`).
 
 The built-in proxies register when :mod:`metantk_plugin.proxies` imports. Registering
 the same function again (a module imported twice, or reloaded) replaces the entry
@@ -46,6 +48,7 @@ __all__ = [
     "NETWORK",
     "POPULATION",
     "PROXY_KINDS",
+    "RANK_ENSEMBLE_PREFIX",
     "PopulationFunction",
     "PopulationProxy",
     "Proxy",
@@ -64,6 +67,8 @@ ENTRY_POINT_GROUP = "metantk_plugin.proxies"
 NETWORK = "network"
 POPULATION = "population"
 PROXY_KINDS = (NETWORK, POPULATION)
+RANK_ENSEMBLE_PREFIX = "rank:"
+"""Names ``rank:a+b+...`` are rank ensembles, made on lookup (:mod:`~metantk_plugin.proxies.rank_ensemble`)."""
 ProxyFunction = Callable[..., float]
 PopulationFunction = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
@@ -244,6 +249,10 @@ def _lookup(name: str, kind: str | None, what: str) -> AnyProxy:
     if name not in _REGISTRY:
         _load_entry_points()
     proxy = _REGISTRY.get(name)
+    if proxy is None and isinstance(name, str) and name.startswith(RANK_ENSEMBLE_PREFIX):
+        from metantk_plugin.proxies.rank_ensemble import rank_ensemble
+
+        proxy = rank_ensemble(name)
     if proxy is None or kind not in (None, proxy.kind):
         known = sorted(n for n, p in _REGISTRY.items() if kind in (None, p.kind))
         raise ValueError(f"unknown {what} {name!r}; available: {', '.join(known)}")
@@ -251,7 +260,8 @@ def _lookup(name: str, kind: str | None, what: str) -> AnyProxy:
 
 
 def resolve_proxy(name: str) -> AnyProxy:
-    """The proxy registered under ``name``, of either kind; a ValueError lists every known name."""
+    """The proxy registered under ``name``, of either kind, or the rank ensemble ``rank:a+b+...``;
+    a ValueError lists every known name."""
     return _lookup(name, None, "proxy")
 
 

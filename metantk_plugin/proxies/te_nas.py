@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from metantk_plugin.kernels import condition_number, empirical_ntk
+from metantk_plugin.proxies._network import forward_with_hooks
 
 __all__ = ["linear_region_count", "ntk_condition_number"]
 
@@ -38,11 +39,5 @@ def linear_region_count(network: nn.Module, x: torch.Tensor) -> int:
         for h, row in zip(hashers, bits):
             h.update(row.tobytes())
 
-    handles = [m.register_forward_hook(hook) for m in relus]
-    try:
-        with torch.no_grad():
-            network(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    forward_with_hooks(network, relus, hook, x)
     return len({h.digest() for h in hashers})
