@@ -1,5 +1,5 @@
 """Run ``metantk`` in a child process, as a user does: to see exactly what it prints, and to
-press Ctrl-C (a real SIGINT) once it is working."""
+press Ctrl-C (a real SIGINT), or do something else, once it is working."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _READY = "metantk-test: imported"
@@ -22,11 +23,11 @@ _LAUNCH = (  # the commands import their modules when they run: import them, and
 )
 
 
-def run_metantk(args: list[str], *, cwd: Path, timeout: float = 600.0) -> subprocess.CompletedProcess:
-    """``metantk ARGS`` to its end; stdout and stderr as text."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", _LAUNCH, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def run_metantk(args: list[str], *, cwd: Path, timeout: float = 600.0,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``metantk ARGS`` to its end, with ``env`` added to the environment; stdout and stderr as text."""
+    return subprocess.run([sys.executable, "-c", _LAUNCH, *args], cwd=cwd, env=_environment(env), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def interrupt_metantk(args: list[str], *, cwd: Path, wait_for: str | None = None, delay: float = 1.0,
@@ -34,30 +35,47 @@ def interrupt_metantk(args: list[str], *, cwd: Path, wait_for: str | None = None
     """Start ``metantk ARGS``; once its stderr matches the regular expression ``wait_for`` (or
     ``delay`` seconds after it imported), send SIGINT; return its exit status and the stderr it
     wrote."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+
+    def interrupt(proc: subprocess.Popen) -> None:
+        if wait_for is None:
+            time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+
+    return act_on_metantk(args, cwd=cwd, wait_for=wait_for or re.escape(_READY), action=interrupt, timeout=timeout)
+
+
+def act_on_metantk(args: list[str], *, cwd: Path, wait_for: str, action: Callable[[subprocess.Popen], None],
+                   timeout: float = 240.0, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Start ``metantk ARGS`` (``env`` added to its environment); once its stderr matches the
+    regular expression ``wait_for``, call ``action(process)``; return its exit status and the
+    stderr it wrote once it ends."""
+    environment = _environment({"PYTHONUNBUFFERED": "1", **(env or {})})
+    proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, *args], cwd=cwd, env=environment,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     lines: list[str] = []
     reader = threading.Thread(target=_read_chunks, args=(proc.stderr, lines), daemon=True)
     reader.start()
     deadline = time.monotonic() + timeout
-    target = re.compile(wait_for or re.escape(_READY))
+    target = re.compile(wait_for)
     while not target.search("".join(lines)):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"metantk {args[0]} ended or hung before {target.pattern!r}: {''.join(lines)[-2000:]}")
         time.sleep(0.05)
-    if wait_for is None:
-        time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
+    action(proc)
     try:
         status = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"metantk {args[0]} did not stop on Ctrl-C: {''.join(lines)[-2000:]}") from None
+        raise AssertionError(f"metantk {args[0]} did not end after {target.pattern!r}: "
+                             f"{''.join(lines)[-2000:]}") from None
     finally:
         proc.kill()
     reader.join(timeout=10)
     return status, "".join(lines)
+
+
+def _environment(extra: dict[str, str] | None) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", **(extra or {})}
 
 
 def _read_chunks(stream, lines: list[str]) -> None:

@@ -4,6 +4,7 @@ process pool and real Ray) give exactly the scores of the local one."""
 from __future__ import annotations
 
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -61,6 +62,8 @@ def test_ray_matches_local_exactly():
         assert list(executor.map(math.factorial, [3, 4])) == [6, 24]
         with pytest.raises(ValueError, match="negative"):
             list(executor.map(math.factorial, [1, -1]))
+        with pytest.raises(OSError, match="Ray could not finish a task: WorkerCrashedError"):
+            list(executor.map(os._exit, [1]))  # the worker dies, on every retry
         executor.close()
         assert ray.is_initialized()  # an instance the caller started is left running
     finally:

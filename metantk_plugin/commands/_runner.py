@@ -26,12 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from metantk_plugin.atomic_files import write_file_atomically as write_atomic
+from metantk_plugin.scoring.executors import EXECUTORS, RAY_ADDRESS_VARIABLE
 from metantk_plugin.user_input import quoted
 
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OUT_OF_MEMORY",
     "EXIT_USAGE",
+    "add_executor_arguments",
     "check_device",
     "check_writable",
     "command",
@@ -96,6 +98,20 @@ def _describe(error: BaseException) -> str:
 def _print_out_of_memory(name: str, error: BaseException) -> None:
     print(f"metantk {name}: error: out of memory ({one_line(str(error), 200) or 'MemoryError'}); "
           "lower the sizes asked for (tasks, ways, shots, queries, image size, channels, cells)", file=sys.stderr)
+
+
+def add_executor_arguments(group, *, scope: str = "") -> None:
+    """``--executor``, ``--workers`` and ``--ray-address`` (read back as ``executor``,
+    ``workers`` and ``ray_address``); ``scope`` starts their help (e.g. '--archs: ')."""
+    group.add_argument("--executor", default="local", choices=EXECUTORS,
+                       help=f"{scope}local (this process), processes (a pool) or ray (a local Ray instance, or the "
+                            "cluster at --ray-address) (default local)")
+    group.add_argument("--workers", type=int, default=None,
+                       help=f"{scope}parallel workers for processes/ray (default: the CPU count, of the cluster "
+                            "with --ray-address); each uses 1 torch thread")
+    group.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                       help=f"{scope}with --executor ray, the running Ray cluster to use (its head's HOST:PORT, "
+                            f"ray://HOST:PORT or auto) instead of starting one (default: ${RAY_ADDRESS_VARIABLE})")
 
 
 def check_device(device: str, *, option: str = "--device") -> None:

@@ -8,10 +8,15 @@ import json
 import sys
 
 from metantk_plugin.cli_options import add_dataclass_arguments, dataclass_values
-from metantk_plugin.commands._runner import check_device, check_writable, command, print_run_summary
+from metantk_plugin.commands._runner import (
+    add_executor_arguments,
+    check_device,
+    check_writable,
+    command,
+    print_run_summary,
+)
 from metantk_plugin.commands._vocabulary import ARCH_SPACES, STRATEGIES
 from metantk_plugin.fewshot.settings import EvaluationSettings
-from metantk_plugin.scoring.executors import EXECUTORS
 
 _DESCRIPTION = """\
 Validate an architecture by training it for few-shot learning and testing it on
@@ -84,9 +89,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1; more threads help only on idle cores, and on busy "
                         "cores they slow training down many times)")
-    p.add_argument("--executor", default="local", choices=EXECUTORS,
-                   help="--archs: local (this process), processes (a pool) or ray (default local)")
-    p.add_argument("--workers", type=int, default=None, help="--archs: parallel workers for processes/ray")
+    add_executor_arguments(p, scope="--archs: ")
     p.add_argument("--out", default=None, help="folder for checkpoint.pt, result.json and training_curve.png; "
                    "with --archs, the table FILE.h5 to create or resume (required)")
     p.add_argument("--force", action="store_true", help="replace a checkpoint or result in --out made with other "
@@ -122,7 +125,7 @@ def _run_table(args: argparse.Namespace) -> int:
     settings = FewShotTableSettings(args.space, _evaluation_settings(args, "*", shots[0]), shots=shots)
     archs = select_architectures(args.space, args.archs)
     summary = evaluate_architectures(settings, archs, args.out, executor=args.executor, workers=args.workers,
-                                     progress=not args.quiet, replace=args.force)
+                                     ray_address=args.ray_address, progress=not args.quiet, replace=args.force)
     print_run_summary(summary, settings.columns, as_json=args.json, done="trained and tested")
     return 0
 

@@ -6,10 +6,16 @@ import argparse
 from pathlib import Path
 
 from metantk_plugin.cli_options import add_dataclass_arguments
-from metantk_plugin.commands._runner import check_device, check_writable, command, print_run_summary, refuse_overwrite
+from metantk_plugin.commands._runner import (
+    add_executor_arguments,
+    check_device,
+    check_writable,
+    command,
+    print_run_summary,
+    refuse_overwrite,
+)
 from metantk_plugin.commands._values import parse_proxy_norms, parse_proxy_options
 from metantk_plugin.commands._vocabulary import BUILTIN_PROXIES, POPULATION_INPUTS, proxy_plugins
-from metantk_plugin.scoring.executors import EXECUTORS
 from metantk_plugin.scoring.settings import KERNEL_PROXIES, NETWORK_NORMS, ScoreSettings
 from metantk_plugin.task_spec import TaskSpec
 
@@ -19,6 +25,7 @@ examples:
   metantk score --archs sample:1000:0 --proxies all \\
       --data omniglot:../shared/data/fewshot/omniglot --tasks 3 --ways 5 --queries 3 \\
       --executor processes --workers 2 --out nb201.h5 --csv nb201.csv
+  metantk score --archs all --proxies synflow,nwot --executor ray --ray-address 10.0.0.5:6379 --out all.h5
   metantk score --archs my_archs.txt --proxies metantk --set metantk.inner_lr_time=1000 --out s.h5
 
 Running the same command again resumes: architectures already in --out are skipped.
@@ -65,10 +72,7 @@ def add_parser(subparsers) -> None:
     add_dataclass_arguments(net, ScoreSettings, ["channels", "cells", "classes"])
     run = p.add_argument_group("how to run")
     add_dataclass_arguments(run, ScoreSettings, ["seed", "dtype", "device"])
-    run.add_argument("--executor", default="local", choices=EXECUTORS,
-                     help="local (this process), processes (a pool) or ray (a local Ray instance)")
-    run.add_argument("--workers", type=int, default=None,
-                     help="parallel workers for processes/ray (default: the CPU count); each uses 1 torch thread")
+    add_executor_arguments(run)
     run.add_argument("--chunk", type=int, default=16, help="architectures per committed chunk (default 16)")
     run.add_argument("--out", required=True, metavar="FILE.h5", help="score file to create or resume")
     run.add_argument("--csv", metavar="FILE.csv", help="also export the scores to CSV when done")
@@ -123,7 +127,8 @@ def run_command(args: argparse.Namespace) -> int:
     check_writable(args.out, option="--out")
     check_writable(args.csv, option="--csv")
     summary = score_architectures(settings, archs, args.out, executor=args.executor, workers=args.workers,
-                                  chunk_size=args.chunk, progress=not args.quiet, replace=args.force)
+                                  ray_address=args.ray_address, chunk_size=args.chunk, progress=not args.quiet,
+                                  replace=args.force)
     if args.csv:
         export_csv(args.out, args.csv, overwrite=args.force)
     print_run_summary(summary, settings.columns, as_json=args.json, done="scored",

@@ -179,6 +179,7 @@ def evaluate_architectures(
     *,
     executor: str = "local",
     workers: int | None = None,
+    ray_address: str | None = None,
     chunk_size: int = 1,
     commit_seconds: float = 60.0,
     progress: bool = True,
@@ -187,11 +188,12 @@ def evaluate_architectures(
     """Train and test each of ``archs`` into the table ``out``, skipping those already in it
     (resume), or starting it afresh when ``replace`` (see :func:`~metantk_plugin.scoring.store.open_run`).
     Rows are committed every ``chunk_size`` architectures or ``commit_seconds``, and when the
-    run stops for any reason, so a ``kill -9`` loses at most those in flight."""
+    run stops for any reason, so a ``kill -9`` loses at most those in flight. ``executor``,
+    ``workers`` and ``ray_address`` are those of :func:`~metantk_plugin.scoring.executors.make_executor`."""
     check_positive_int("chunk_size", chunk_size)
     start = time.perf_counter()
     wanted = list(dict.fromkeys(canonical_architecture(settings.space, a) for a in archs))
-    pool = make_executor(executor, workers)  # validates before the file is touched
+    pool = make_executor(executor, workers, ray_address=ray_address)  # validates before the file is touched
     columns = settings.columns
     with open_run(out, replace=replace, settings=settings.to_dict(), columns=columns,
                   higher_is_better=[c.startswith("acc_") for c in columns]) as store, pool:

@@ -3,7 +3,8 @@
 * ``local``: in this process, one item after the other.
 * ``processes``: a pool of ``workers`` spawned Python processes.
 * ``ray``: ``workers`` Ray tasks at a time, on the Ray instance already initialised in
-  this process, or else on a local one started with ``ray.init(num_cpus=workers)``.
+  this process, else on the running cluster at ``address`` (or ``RAY_ADDRESS``), else on a
+  local one started with ``ray.init(num_cpus=workers)``.
 
 Workers run torch with ``threads_per_worker`` intra-op threads (1 by default), so scores
 are computed with the same arithmetic as a single-threaded local run and the workers do
@@ -17,6 +18,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -24,9 +26,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 from metantk_plugin.task_spec import check_positive_int
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "make_executor"]
+__all__ = ["EXECUTORS", "RAY_ADDRESS_VARIABLE", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor",
+           "make_executor"]
 
 EXECUTORS = ("local", "processes", "ray")
+RAY_ADDRESS_VARIABLE = "RAY_ADDRESS"  # Ray's own: the cluster a driver connects to
 
 
 class Executor:
@@ -122,21 +126,34 @@ def _ray_apply(fn: Callable, item, threads: int):
 
 
 class RayExecutor(Executor):
-    """``workers`` concurrent Ray tasks of one CPU each; ``fn`` is put in the object store once."""
+    """``workers`` concurrent Ray tasks of one CPU each; ``fn`` is put in the object store once.
 
-    def __init__(self, workers: int = 2, *, threads_per_worker: int = 1):
-        self.workers = _check_workers(workers)
+    Runs on the Ray instance already initialised in this process, else on the running
+    cluster at ``address`` (its head's ``HOST:PORT``, ``ray://HOST:PORT`` or ``auto``;
+    default: the ``RAY_ADDRESS`` environment variable; ``local`` or none), else on a local instance of
+    ``workers`` CPUs started here. ``workers`` defaults to the CPUs of the cluster, or of
+    this machine. :meth:`close` shuts down only an instance started here; from a cluster it
+    disconnects. Ray retries the tasks of a worker or node that dies (3 times); when the
+    retries fail too, ``map`` raises OSError.
+    """
+
+    def __init__(self, workers: int | None = None, *, threads_per_worker: int = 1, address: str | None = None):
+        self.workers = None if workers is None else _check_workers(workers)
         self.threads_per_worker = _check_workers(threads_per_worker)
-        self._started_ray = False
+        address = address or os.environ.get(RAY_ADDRESS_VARIABLE) or "local"
+        self.address = None if address == "local" else address  # Ray's word for "start one here"
+        if self.address is not None:
+            _check_reachable(self.address)  # before any work; Ray itself retries for minutes
+        self._connected = False
 
     def map(self, fn: Callable, items: Iterable) -> Iterator:
         try:
             import ray
         except ImportError:
-            raise RuntimeError("the 'ray' executor needs Ray: pip install 'ray>=2.9'") from None
+            raise ImportError("the 'ray' executor needs Ray: pip install 'ray>=2.9'") from None
         if not ray.is_initialized():
-            ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False)
-            self._started_ray = True
+            self._connect(ray)
+        workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         remote = ray.remote(num_cpus=1)(_ray_apply)
         fn_ref = ray.put(fn)
 
@@ -145,16 +162,45 @@ class RayExecutor(Executor):
                 return ray.get(ref)
             except ray.exceptions.RayTaskError as exc:
                 raise exc.as_instanceof_cause() from None
+            except ray.exceptions.RayError as exc:  # its worker or node died, and so did Ray's retries
+                first_line = next(iter(str(exc).splitlines()), "")
+                raise OSError(f"Ray could not finish a task: {type(exc).__name__}: {first_line}") from exc
 
         return _ordered(lambda item: remote.remote(fn_ref, item, self.threads_per_worker), result, items,
-                        2 * self.workers, cancel=lambda ref: ray.cancel(ref))
+                        2 * workers, cancel=lambda ref: ray.cancel(ref))
+
+    def _connect(self, ray) -> None:
+        if self.address is None:
+            ray.init(address="local", num_cpus=self.workers or multiprocessing.cpu_count(), include_dashboard=False,
+                     log_to_driver=False)
+        else:
+            try:
+                ray.init(address=self.address, log_to_driver=False)
+            except Exception as error:  # a version mismatch, a refused token, ...: one line naming the address
+                raise ConnectionError(f"cannot connect to the Ray cluster at {self.address}: "
+                                      f"{type(error).__name__}: {error}") from error
+        self._connected = True
 
     def close(self) -> None:
-        if self._started_ray:
+        if self._connected:
             import ray
 
-            ray.shutdown()
-            self._started_ray = False
+            ray.shutdown()  # stops a local instance; leaves a cluster running
+            self._connected = False
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """ConnectionError naming ``address`` unless a connection to its ``HOST:PORT`` opens
+    within ``timeout`` seconds (``auto`` is left to Ray, which finds a cluster on this machine)."""
+    if address == "auto":
+        return
+    host, sep, port = address.rpartition("://")[2].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"cannot reach the Ray cluster at {address}: {error.strerror or error}") from None
 
 
 def _ordered(submit: Callable, result: Callable, items: Iterable, window: int, *, cancel: Callable) -> Iterator:
@@ -173,17 +219,22 @@ def _ordered(submit: Callable, result: Callable, items: Iterable, window: int, *
             cancel(handle)
 
 
-def make_executor(kind: str, workers: int | None = None, *, threads_per_worker: int = 1) -> Executor:
+def make_executor(kind: str, workers: int | None = None, *, threads_per_worker: int = 1,
+                  ray_address: str | None = None) -> Executor:
     """An executor by name: ``local`` (``workers`` must be 1 or None), ``processes`` or ``ray``
-    (``workers`` defaults to the number of CPUs)."""
+    (``workers`` defaults to the number of CPUs; ``ray_address``, a running cluster, see
+    :class:`RayExecutor`)."""
     if kind not in EXECUTORS:
         raise ValueError(f"unknown executor {kind!r}; expected one of {', '.join(EXECUTORS)}")
+    if ray_address and kind != "ray":
+        raise ValueError(f"a Ray address ({ray_address}) is for the ray executor; got executor {kind!r} "
+                         "(use --executor ray)")
+    if kind == "ray":
+        return RayExecutor(workers, threads_per_worker=threads_per_worker, address=ray_address)
     if kind == "local":
         if workers not in (None, 1):
             raise ValueError(f"the local executor runs one item at a time; got workers={workers} "
                              "(use --executor processes or ray for parallel scoring)")
         return LocalExecutor()
-    workers = workers or multiprocessing.cpu_count()
-    cls = ProcessExecutor if kind == "processes" else RayExecutor
-    return cls(workers, threads_per_worker=threads_per_worker)
+    return ProcessExecutor(workers or multiprocessing.cpu_count(), threads_per_worker=threads_per_worker)
 

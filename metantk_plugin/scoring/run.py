@@ -77,6 +77,7 @@ def score_architectures(
     *,
     executor: str = "local",
     workers: int | None = None,
+    ray_address: str | None = None,
     chunk_size: int = 16,
     commit_seconds: float = 60.0,
     progress: bool = True,
@@ -87,7 +88,8 @@ def score_architectures(
     Rows are committed every ``chunk_size`` architectures or ``commit_seconds``, whichever
     comes first, and when the run stops for any reason. A file this call created is
     removed again when the run fails before it committed a row, so that it never blocks
-    the corrected command."""
+    the corrected command. ``executor``, ``workers`` and ``ray_address`` (a running Ray
+    cluster) choose where the rows are computed: see :func:`~metantk_plugin.scoring.executors.make_executor`."""
     check_positive_int("chunk_size", chunk_size)
     start = time.perf_counter()
     wanted: list[str] = []
@@ -95,7 +97,7 @@ def score_architectures(
         text = canonical_architecture(settings.space, arch)
         if text not in wanted:
             wanted.append(text)
-    pool = make_executor(executor, workers)  # validates before the file is touched
+    pool = make_executor(executor, workers, ray_address=ray_address)  # validates before the file is touched
     tasks = sample_tasks(settings)  # unreadable data fails before the file is touched
     derived = [p for p in settings.proxies if resolve_proxy(p).kind == POPULATION]
     with open_run(out, replace=replace, settings=settings.to_dict(), columns=settings.columns,
