@@ -17,7 +17,10 @@ _READY = "metantk-test: imported"
 _HEAVY = ("metantk_plugin.data.sources", "metantk_plugin.fewshot.pipeline", "metantk_plugin.fewshot.table",
           "metantk_plugin.proxies.builtin", "metantk_plugin.scoring.plotting", "metantk_plugin.scoring.report",
           "metantk_plugin.scoring.run", "metantk_plugin.search.spaces")
-_LAUNCH = (  # the commands import their modules when they run: import them, and the parser, then print the marker
+# The commands import their modules when they run: import them, and the parser, then print the marker.
+# Ctrl-C acts as in a terminal even when the tests run from a background job, which starts with SIGINT ignored.
+_LAUNCH = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     f"import sys, {', '.join(_HEAVY)}; from metantk_plugin.cli import build_parser, main; build_parser(); "
     f"print({_READY!r}, file=sys.stderr, flush=True); sys.exit(main(sys.argv[1:]))"
 )
