@@ -211,7 +211,7 @@ def cross_check(config: dict, sample: list[CorrelationResult], every: list[Corre
             continue
         for target, paper in zip(config["datasets"], published):
             mine = ours.get((proxy, target))
-            if mine is None:
+            if mine is None or paper is None:
                 continue
             whole = full.get((proxy, target))
             rows.append({
@@ -252,7 +252,8 @@ def plot_frontier(sample: list[CorrelationResult], published: dict, path: Path) 
         error = [np.clip(rho - low, 0, None), np.clip(high - rho, 0, None)]
         ax.errorbar(rho, y, xerr=error, fmt="none", ecolor="black", capsize=2, lw=1)
         column = targets.index(target)
-        paper = [(i, published[p][column]) for i, p in enumerate(order) if p in published]
+        paper = [(i, published[p][column]) for i, p in enumerate(order)
+                 if p in published and published[p][column] is not None]
         if paper:
             ax.scatter([v for _, v in paper], [i for i, _ in paper], marker="x", color="black", s=40,
                        label="paper (all 15,625 cells)", zorder=3)

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "nb201_params_check": ["nb201_params_check.py"],
     "nb201_zc_crosscheck": ["nb201_zc_crosscheck.py"],
     "nb201_proxy_correlation": ["nb201_proxy_correlation.py"],
+    "nb201_frontier": ["nb201_frontier.py", "--executor", "processes"],
     "nb201_metantk_sensitivity": ["nb201_metantk_sensitivity.py"],
     "nb201_search_seeds": ["nb201_search_seeds.py"],
     "darts_search_cpu_estimate": ["gpu_check.py", "--cpu-search-estimate"],
