@@ -1,7 +1,8 @@
 """What only the real NASLib can show, on each branch (``tox -e naslib-develop`` and
 ``tox -e naslib-zerocost`` install it; elsewhere these tests are skipped): the default
 settings score the 32-image batches of NASLib's zero-cost runners, cell after cell as the
-zerocost branch's benchmark runner does, and the docs' NASLib snippet runs verbatim."""
+zerocost branch's benchmark runner does, and the NASLib snippet of the README and the docs runs
+verbatim."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from naslib_support import BRANCHES, REAL_BRANCH, REQUIRED_BRANCH_VAR, require_real_naslib
 from torch.utils.data import DataLoader, TensorDataset
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "naslib.md"
+ROOT = Path(__file__).resolve().parents[1]
 CELLS = [(2, 2, 3, 4, 3, 2), (0, 4, 3, 2, 0, 3), (3, 3, 3, 3, 3, 3), (4, 0, 2, 1, 3, 0), (2, 1, 0, 4, 2, 3),
          (0, 0, 0, 0, 0, 0)]
 
@@ -78,8 +79,9 @@ def test_predictor_fits_the_branch_predictor(branch):
     assert hasattr(Predictor, "get_data_reqs") == (branch == "develop")  # what the branches really differ in
 
 
-def test_the_docs_snippet_runs_verbatim(branch, tmp_path):
-    snippet = re.search(r"```python\n(.*?)```", DOCS.read_text(), re.S).group(1)
+@pytest.mark.parametrize("doc", ["README.md", "docs/naslib.md"])
+def test_the_docs_snippet_runs_verbatim(branch, doc, tmp_path):
+    snippet = re.search(r"## NASLib\n.*?```python\n(.*?)```", (ROOT / doc).read_text(), re.S).group(1)
     assert "register()" in snippet and "ZeroCost(method_type=\"metantk\")" in snippet
     script = tmp_path / "snippet.py"
     script.write_text(snippet)

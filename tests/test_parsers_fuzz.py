@@ -1,7 +1,8 @@
-"""Fuzzing the public parsers of user text with 1,350 generated inputs: NAS-Bench-201
-architecture strings (and the other encodings parse_arch takes), few-shot DARTS genotype
-texts, and ``metantk score --set`` values. Each input parses, or fails with a ValueError
-(or subclass) that carries a short message; any other exception is a bug."""
+"""Fuzzing the public parsers of user text with at least 1,000 generated inputs of each kind:
+NAS-Bench-201 architecture strings (and 300 of the other encodings parse_arch takes), few-shot
+DARTS genotype texts, and ``metantk score --set`` values; each test counts the inputs its
+parser really saw. Each input parses, or fails with a ValueError (or subclass) that carries a
+short message; any other exception is a bug."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from metantk_plugin.spaces.darts_fewshot.genotype import Genotype
 from metantk_plugin.spaces.darts_fewshot.presets import resolve_genotype
 from metantk_plugin.spaces.nasbench201 import parse_arch
 
-_FUZZ = settings(max_examples=450, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+_FUZZ = settings(max_examples=1_000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _clean_error(parse, value) -> None:
@@ -44,27 +45,48 @@ _SET_TOKENS = ["metantk", "synflow", "nwot", ".", "=", "reg", "inner_lr_time", "
 
 
 @_FUZZ
-@given(st.one_of(_joined(_ARCH_TOKENS), st.text(max_size=60), st.integers(), st.lists(st.integers(-2, 6)),
-                 st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=7), st.none(), st.floats()))
-def test_architecture_parser_fails_cleanly(value):
+@given(text=st.one_of(_joined(_ARCH_TOKENS), st.text(max_size=60)))
+def _architecture_strings(seen: list, text: str) -> None:
+    seen.append(text)
+    _clean_error(parse_arch, text)
+
+
+@settings(_FUZZ, max_examples=300)
+@given(value=st.one_of(st.integers(), st.lists(st.integers(-2, 6)),
+                       st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=7), st.none(),
+                       st.floats()))
+def _other_architecture_encodings(seen: list, value) -> None:
+    seen.append(value)
     _clean_error(parse_arch, value)
 
 
 @_FUZZ
-@given(st.one_of(_joined(_GENOTYPE_TOKENS, 60), st.text(max_size=80)))
-def test_genotype_parsers_fail_cleanly(text):
+@given(text=st.one_of(_joined(_GENOTYPE_TOKENS, 60), st.text(max_size=80)))
+def _genotype_texts(seen: list, text: str) -> None:
+    seen.append(text)
     _clean_error(parse_genotype, text)
     _clean_error(resolve_genotype, text)
     _clean_error(Genotype.from_json, text)
 
 
 @_FUZZ
-@given(st.lists(_joined(_SET_TOKENS, 12), min_size=1, max_size=3))
-def test_set_values_fail_cleanly(items):
-    def parse(values):
-        ScoreSettings(proxies=("metantk", "synflow"), proxy_options=parse_proxy_options(values))
+@given(items=st.lists(_joined(_SET_TOKENS, 12), min_size=1, max_size=3))
+def _set_values(seen: list, items: list[str]) -> None:
+    seen.extend(items)
+    _clean_error(_score_settings, items)
 
-    _clean_error(parse, items)
+
+def _score_settings(values: list[str]) -> None:
+    ScoreSettings(proxies=("metantk", "synflow"), proxy_options=parse_proxy_options(values))
+
+
+@pytest.mark.parametrize(("fuzz", "at_least"), [(_architecture_strings, 1_000), (_other_architecture_encodings, 300),
+                                                (_genotype_texts, 1_000), (_set_values, 1_000)],
+                         ids=["architecture-strings", "other-architecture-encodings", "genotype-texts", "set-values"])
+def test_parsers_fail_cleanly(fuzz, at_least):
+    seen: list = []
+    fuzz(seen)
+    assert len(seen) >= at_least, f"only {len(seen)} generated inputs reached the parser"
 
 
 @pytest.mark.parametrize("text", ["[" * 100_000, "Genotype(normal=" + "[" * 100_000, '{"normal": ' + "[" * 100_000])
