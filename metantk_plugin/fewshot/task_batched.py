@@ -11,11 +11,11 @@ For T tasks, θ the shared initial weights, α the inner learning rate (one step
 3. the meta-gradient: ``fomaml`` ``Σ_t v_t``; ``maml`` ``Σ_t (∂θ_t/∂θ)ᵀ v_t``, one backward
    pass through the batched inner loop.
 
-Image inputs ``[T, n, C, H, W]`` run in channels_last memory format (oneDNN's convolution
-backward is several times faster in it on CPU). The results equal those of ``loop``.
+Images ``[T, n, C, H, W]`` and convolution weights run in channels_last memory format
+(oneDNN's convolution backward is several times faster in it on CPU). The results equal those of ``loop``.
 
 Inside ``vmap``, the native batch_norm gives wrong second-order gradients (torch 2.x), so
-in step 1 the BatchNorm layers run as plain tensor operations: the same function
+in step 1 of ``maml`` the BatchNorm layers run as plain tensor operations: the same function
 ``(x - mean) / sqrt(var + eps) * weight + bias`` over the batch statistics, which vmap
 differentiates correctly.
 """
@@ -43,13 +43,13 @@ def batched_meta_gradient(network: nn.Module, params: Params, tasks, *, adapt: A
                           first_order: bool) -> tuple[Params, float, float]:
     """The meta-gradient of the mean query loss over ``tasks`` (steps 1-3 above), with the
     mean query loss and accuracy."""
-    leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
+    leaves = {name: _channels_last(p.detach()).requires_grad_() for name, p in params.items()}
     fast = _adapt_all(network, leaves, tasks, adapt, second_order=not first_order)
     query_x, n_tasks = _channels_last(tasks.query_x), tasks.n_tasks
     v = {name: torch.empty_like(value) for name, value in fast.items()}
     loss_sum = accuracy_sum = 0.0
     for t in range(n_tasks):
-        weights = {name: value[t].detach().requires_grad_() for name, value in fast.items()}
+        weights = {name: _channels_last(value[t].detach()).requires_grad_() for name, value in fast.items()}
         loss, accuracy = query_loss(weights, query_x[t], tasks.query_y[t])
         grads = torch.autograd.grad(loss / n_tasks, list(weights.values()), allow_unused=True,
                                     materialize_grads=True)
@@ -80,27 +80,32 @@ def batched_accuracy(network: nn.Module, params: Params, tasks, *, adapt: Adapt,
 def _adapt_all(network: nn.Module, params: Params, tasks, adapt: Adapt, *, second_order: bool) -> Params:
     """Fast weights ``[T, *shape]`` of every task (step 1), differentiable in ``params``
     when ``second_order``."""
-    with torch.enable_grad() if second_order else torch.no_grad(), _plain_batch_norm(network):
+    with torch.enable_grad() if second_order else torch.no_grad(), _plain_batch_norm(network, second_order):
         return torch.func.vmap(lambda x, y: adapt(params, x, y), randomness="different")(
             _channels_last(tasks.support_x), tasks.support_y)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    """Images ``[T, n, C, H, W]`` in channels_last memory format (same values and shape)."""
-    if x.dim() != 5:
-        return x
-    return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
+    """Convolution weights ``[O, C, h, w]`` copied into channels_last strides (set even where
+    C = 1 makes both formats contiguous: oneDNN reads the format from the weights' strides),
+    images ``[T, n, C, H, W]`` in channels_last format; other tensors as they are."""
+    if x.dim() == 4:
+        return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
+    if x.dim() == 5:
+        return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
+    return x
 
 
 @contextlib.contextmanager
-def _plain_batch_norm(network: nn.Module) -> Iterator[None]:
+def _plain_batch_norm(network: nn.Module, enabled: bool) -> Iterator[None]:
     """Within the block, the BatchNorm layers of ``network`` compute batch normalisation over
-    the batch statistics with plain tensor operations; they must hold no running statistics
-    (:func:`~metantk_plugin.fewshot.maml.use_batch_statistics`)."""
+    the batch statistics with plain tensor operations if ``enabled``; they must hold no
+    running statistics (:func:`~metantk_plugin.fewshot.maml.use_batch_statistics`)."""
     layers = [m for m in network.modules() if isinstance(m, _BatchNorm)]
     if any(m.running_mean is not None for m in layers):
         raise ValueError("the batched strategy needs BatchNorm layers on batch statistics, without running "
                          "statistics (use_batch_statistics)")
+    layers = layers if enabled else []
     for layer in layers:
         layer.forward = types.MethodType(_batch_norm, layer)
     try:
