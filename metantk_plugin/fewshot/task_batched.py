@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from metantk_plugin.tasks import TaskBatch
+
 Params = dict[str, torch.Tensor]
 Adapt = Callable[[Params, torch.Tensor, torch.Tensor], Params]
 """``adapt(params, support_x, support_y) -> fast params`` for one task, written with ``torch.func.grad``."""
@@ -39,7 +41,7 @@ QueryLoss = Callable[[Params, torch.Tensor, torch.Tensor], tuple[torch.Tensor, t
 __all__ = ["batched_accuracy", "batched_meta_gradient"]
 
 
-def batched_meta_gradient(network: nn.Module, params: Params, tasks, *, adapt: Adapt, query_loss: QueryLoss,
+def batched_meta_gradient(network: nn.Module, params: Params, tasks: TaskBatch, *, adapt: Adapt, query_loss: QueryLoss,
                           first_order: bool) -> tuple[Params, float, float]:
     """The meta-gradient of the mean query loss over ``tasks`` (steps 1-3 above), with the
     mean query loss and accuracy."""
@@ -63,21 +65,23 @@ def batched_meta_gradient(network: nn.Module, params: Params, tasks, *, adapt: A
         grads = torch.autograd.grad(list(fast.values()), list(leaves.values()), list(v.values()),
                                     allow_unused=True, materialize_grads=True)
         total = dict(zip(leaves, grads))
-    return total, loss_sum / n_tasks, accuracy_sum / n_tasks
+    return ({name: torch.empty_like(p).copy_(total[name]) for name, p in params.items()},  # the params' strides
+            loss_sum / n_tasks, accuracy_sum / n_tasks)
 
 
-def batched_accuracy(network: nn.Module, params: Params, tasks, *, adapt: Adapt,
+def batched_accuracy(network: nn.Module, params: Params, tasks: TaskBatch, *, adapt: Adapt,
                      logits: Callable[[Params, torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Query accuracy ``[T]`` of each task after its inner loop (step 1, then the queries)."""
     with torch.no_grad():
         fast = _adapt_all(network, {name: p.detach() for name, p in params.items()}, tasks, adapt,
                           second_order=False)
         query_x = _channels_last(tasks.query_x)
-        return torch.stack([(logits({name: value[t] for name, value in fast.items()}, query_x[t]).argmax(-1)
-                             == tasks.query_y[t]).float().mean() for t in range(tasks.n_tasks)])
+        return torch.stack([(logits({name: _channels_last(value[t]) for name, value in fast.items()},
+                                    query_x[t]).argmax(-1) == tasks.query_y[t]).float().mean()
+                            for t in range(tasks.n_tasks)])
 
 
-def _adapt_all(network: nn.Module, params: Params, tasks, adapt: Adapt, *, second_order: bool) -> Params:
+def _adapt_all(network: nn.Module, params: Params, tasks: TaskBatch, adapt: Adapt, *, second_order: bool) -> Params:
     """Fast weights ``[T, *shape]`` of every task (step 1), differentiable in ``params``
     when ``second_order``."""
     with torch.enable_grad() if second_order else torch.no_grad(), _plain_batch_norm(network, second_order):
