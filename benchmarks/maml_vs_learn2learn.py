@@ -144,8 +144,9 @@ def gradient_check(l2l, protocol: dict, tasks, algorithm: str, strategy: str) ->
             "loss": [loss, their_loss], "accuracy": [accuracy, their_accuracy]}
 
 
-def interleaved(ours, theirs, batches, warmup: int) -> dict:
-    """Per-iteration wall and CPU seconds of both sides, alternating which goes first."""
+def interleaved(ours, theirs, batches, warmup: int, report_every: int = 0) -> dict:
+    """Per-iteration wall and CPU seconds of both sides, alternating which goes first; a line
+    every ``report_every`` iterations if set."""
     times = {"ours": {"wall": [], "cpu": []}, "learn2learn": {"wall": [], "cpu": []}}
     for i, tasks in enumerate(batches):
         order = [("ours", ours), ("learn2learn", theirs)]
@@ -155,6 +156,9 @@ def interleaved(ours, theirs, batches, warmup: int) -> dict:
             if i >= warmup:
                 times[name]["wall"].append(time.perf_counter() - wall)
                 times[name]["cpu"].append(time.process_time() - cpu)
+        if report_every and (i + 1) % report_every == 0:
+            print(f"  {i + 1} iterations, {sum(times['ours']['wall']):.0f} s ours, "
+                  f"{sum(times['learn2learn']['wall']):.0f} s learn2learn", flush=True)
     return times
 
 
@@ -193,10 +197,12 @@ def table(rows: dict, meta: dict) -> str:
                      f"{check['ours_vs_float64']:.1e}, {check['learn2learn_vs_float64']:.1e}) |")
     accuracy_rows = {a: r["accuracy"] for a, r in rows.items() if "accuracy" in r}
     if accuracy_rows:
-        lines += ["", "| algorithm | ours meta-test accuracy | learn2learn | episodes |", "|---|---|---|---|"]
-        lines += [f"| {a} | {100 * r['ours']['accuracy']:.2f} ± {100 * r['ours']['ci95']:.2f} % | "
+        lines += ["", "| algorithm | iterations | ours meta-test accuracy | learn2learn | episodes | speed-up over "
+                  "the run (median of paired ratios) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {a} | {r['iterations']} | {100 * r['ours']['accuracy']:.2f} ± {100 * r['ours']['ci95']:.2f} % | "
                   f"{100 * r['learn2learn']['accuracy']:.2f} ± {100 * r['learn2learn']['ci95']:.2f} % | "
-                  f"{r['ours']['episodes']} |" for a, r in accuracy_rows.items()]
+                  f"{r['ours']['episodes']} | {r['timing']['wall']['speedup']['median']:.2f}x |"
+                  for a, r in accuracy_rows.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -249,7 +255,7 @@ def main() -> None:
         if args.accuracy:
             ours, theirs = sides(l2l, protocol, algorithm, strategy)
             steps = config["accuracy_iterations"][algorithm]
-            long_run = interleaved(ours, theirs, lazy_batches(train, protocol, steps), warmup=0)
+            long_run = interleaved(ours, theirs, lazy_batches(train, protocol, steps), warmup=0, report_every=50)
             episodes = args.episodes or protocol["episodes"]
             rows[algorithm]["accuracy"] = {
                 "iterations": steps, "timing": summary(long_run),
