@@ -109,6 +109,21 @@ def test_batched_strategy_matches_the_loop_in_float32(algorithm, make_network):
     assert loss == pytest.approx(loop_loss, rel=1e-5) and accuracy == pytest.approx(loop_accuracy, abs=1e-6)
 
 
+def test_batched_strategy_names_the_loop_where_vmap_fails():
+    class ItemInForward(nn.Module):  # .item() cannot run under vmap
+        def __init__(self):
+            super().__init__()
+            self.classifier = nn.Linear(144, 3)
+
+        def forward(self, x):
+            return self.classifier(x.flatten(1) * x.abs().max().item())
+
+    tasks = _tasks().to(dtype=torch.float32)
+    with pytest.raises(RuntimeError, match="strategy='loop' runs them one task at a time"):
+        meta_gradient(ItemInForward(), tasks, MetaConfig(strategy="batched"))
+    meta_gradient(ItemInForward(), tasks, MetaConfig(strategy="loop"))
+
+
 def test_batched_strategy_needs_batch_statistics():
     network = Conv4(num_classes=3, hidden=8)  # BatchNorm with running statistics
     with pytest.raises(ValueError, match="batched strategy needs BatchNorm layers on batch statistics"):

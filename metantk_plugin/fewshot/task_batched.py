@@ -85,8 +85,12 @@ def _adapt_all(network: nn.Module, params: Params, tasks: TaskBatch, adapt: Adap
     """Fast weights ``[T, *shape]`` of every task (step 1), differentiable in ``params``
     when ``second_order``."""
     with torch.enable_grad() if second_order else torch.no_grad(), _plain_batch_norm(network, second_order):
-        return torch.func.vmap(lambda x, y: adapt(params, x, y), randomness="different")(
-            _channels_last(tasks.support_x), tasks.support_y)
+        try:
+            return torch.func.vmap(lambda x, y: adapt(params, x, y), randomness="different")(
+                _channels_last(tasks.support_x), tasks.support_y)
+        except RuntimeError as error:
+            raise RuntimeError(f"the batched strategy's inner loops under torch.func.vmap failed for this network "
+                               f"({error}); strategy='loop' runs them one task at a time") from error
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
