@@ -32,7 +32,7 @@ from metantk_plugin.data.splits import select_classes, shuffled_class_split, wit
 from metantk_plugin.data.transforms import Compose, Invert
 from metantk_plugin.fewshot.conv4 import Conv4
 from metantk_plugin.fewshot.evaluation import evaluate_episodes
-from metantk_plugin.fewshot.maml import MetaConfig, MetaLearner
+from metantk_plugin.fewshot.maml import STRATEGIES, MetaConfig, MetaLearner
 from metantk_plugin.fewshot.training import meta_train
 
 HERE = Path(__file__).resolve().parent
@@ -126,7 +126,7 @@ def main() -> None:
                         "instead of a wall budget")
     parser.add_argument("--episodes", type=int, default=None, help="meta-test episodes (default: 600)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's 1)")
-    parser.add_argument("--strategy", default="auto", choices=["auto", "loop", "vmap"])
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON and Markdown")
     parser.add_argument("--name", default="omniglot_maml_anchor", help="file name stem of the results")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

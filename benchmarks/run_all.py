@@ -22,6 +22,7 @@ BENCHMARKS = {
     "nb201_search_seeds": ["nb201_search_seeds.py"],
     "darts_search_cpu_estimate": ["gpu_check.py", "--cpu-search-estimate"],
     "omniglot_maml_anchor": ["omniglot_maml_anchor.py"],
+    "maml_vs_learn2learn": ["maml_vs_learn2learn.py"],
     "nni_regularized_evolution": ["nni_regularized_evolution.py"],
     "nb201_fewshot_table": ["nb201_fewshot_table.py"],
     "darts_fewshot_end_to_end": ["darts_fewshot_end_to_end.py"],

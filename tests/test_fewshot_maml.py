@@ -53,7 +53,7 @@ def _reference_gradient(network, tasks, algorithm, lr, steps):
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil"])
-@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+@pytest.mark.parametrize("strategy", ["loop", "vmap", "batched"])
 def test_meta_gradient_matches_plain_autograd(algorithm, strategy):
     network, tasks = _network(), _tasks()
     expected = _reference_gradient(network, tasks, algorithm, lr=0.3, steps=2)
@@ -74,11 +74,61 @@ def test_second_order_differs_from_first_order():
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "anil"])
-def test_adapted_accuracy_is_the_same_for_both_strategies(algorithm):
+@pytest.mark.parametrize("strategy", ["vmap", "batched"])
+def test_adapted_accuracy_is_the_same_for_all_strategies(algorithm, strategy):
     network, tasks = _network(2), _tasks(4)
     loop = adapted_accuracy(network, tasks, algorithm=algorithm, lr=0.5, steps=3, strategy="loop")
-    vmapped = adapted_accuracy(network, tasks, algorithm=algorithm, lr=0.5, steps=3, strategy="vmap")
-    assert loop.shape == (4,) and torch.equal(loop, vmapped)
+    other = adapted_accuracy(network, tasks, algorithm=algorithm, lr=0.5, steps=3, strategy=strategy)
+    assert loop.shape == (4,) and torch.equal(loop, other)
+
+
+def _nb201(seed: int = 0) -> nn.Module:
+    from metantk_plugin.spaces.nasbench201 import build_network
+
+    torch.manual_seed(seed)
+    arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+    return use_batch_statistics(build_network(arch, C=4, N=1, num_classes=3, norm="batch", in_channels=1))
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil"])
+@pytest.mark.parametrize("make_network", [lambda: use_batch_statistics(Conv4(num_classes=3, hidden=8)), _nb201],
+                         ids=["conv4", "nb201"])
+def test_batched_strategy_matches_the_loop_in_float32(algorithm, make_network):
+    """Conv-4 and a NAS-Bench-201 network (with a 'none' edge, whose weights get zero
+    gradients), in float32: the same meta-gradient, loss and accuracy as ``loop``."""
+    tasks = synthetic_tasks(4, ways=3, shots=2, queries=3, image_size=16, channels=1, seed=3)
+    network = make_network()
+    results = {strategy: meta_gradient(network, tasks, MetaConfig(algorithm=algorithm, inner_lr=0.4,
+                                                                  strategy=strategy))
+               for strategy in ("loop", "batched")}
+    (loop, loop_loss, loop_accuracy), (batched, loss, accuracy) = results["loop"], results["batched"]
+    scale = max(float(g.abs().max()) for g in loop.values())
+    assert set(batched) == set(loop) and scale > 0
+    for name in loop:
+        torch.testing.assert_close(batched[name], loop[name], rtol=0, atol=1e-5 * scale)
+    assert loss == pytest.approx(loop_loss, rel=1e-5) and accuracy == pytest.approx(loop_accuracy, abs=1e-6)
+
+
+def test_batched_strategy_names_the_loop_where_vmap_fails():
+    class ItemInForward(nn.Module):  # .item() cannot run under vmap
+        def __init__(self):
+            super().__init__()
+            self.classifier = nn.Linear(144, 3)
+
+        def forward(self, x):
+            return self.classifier(x.flatten(1) * x.abs().max().item())
+
+    tasks = _tasks().to(dtype=torch.float32)
+    with pytest.raises(RuntimeError, match="strategy='loop' runs them one task at a time"):
+        meta_gradient(ItemInForward(), tasks, MetaConfig(strategy="batched"))
+    meta_gradient(ItemInForward(), tasks, MetaConfig(strategy="loop"))
+
+
+def test_batched_strategy_needs_batch_statistics():
+    network = Conv4(num_classes=3, hidden=8)  # BatchNorm with running statistics
+    with pytest.raises(ValueError, match="batched strategy needs BatchNorm layers on batch statistics"):
+        meta_gradient(network, _tasks().to(dtype=torch.float32), MetaConfig(strategy="batched"))
+    assert all(type(m).forward is m.forward.__func__ for m in network.modules())  # layers restored
 
 
 def test_conv4_matches_the_anchor_network():

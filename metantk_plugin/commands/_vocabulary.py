@@ -12,7 +12,7 @@ __all__ = ["ARCH_SPACES", "BUILTIN_PROXIES", "METANTK_ALGORITHMS", "POPULATION_I
 
 ARCH_SPACES = ("nb201", "darts-fewshot")  # scoring.architectures.ARCH_SPACES
 METANTK_ALGORITHMS = ("maml", "anil")  # proxies.metantk.MetaNTK's algorithms
-STRATEGIES = ("auto", "loop", "vmap")  # fewshot.maml.STRATEGIES
+STRATEGIES = ("auto", "loop", "vmap", "batched")  # fewshot.maml.STRATEGIES
 BUILTIN_PROXIES = (  # proxies.available_proxies() without plugins
     "az_complexity", "az_expressivity", "az_progressivity", "az_trainability", "epe_nas", "fisher", "flops",
     "grad_norm", "gradsign", "grasp", "jacov", "l2_norm", "linear_regions", "meco", "meco_opt", "metantk",

@@ -13,10 +13,12 @@ and the meta-loss is ``L_Q(θ_k)`` averaged over the tasks of a meta-batch. Its 
   The head is the one the network declares (``head_name``), else a guess
   (:func:`~metantk_plugin.network_adapter.head_name`).
 
-Two execution strategies give the same gradients: ``loop`` (a Python loop over tasks
-with ``torch.autograd``; fastest on CPU, where batched per-task convolutions are slow)
-and ``vmap`` (``torch.func.vmap`` over the tasks; fastest on GPUs). ``auto`` picks
-``vmap`` on CUDA and ``loop`` elsewhere.
+Three execution strategies give the same gradients: ``loop`` (a Python loop over tasks
+with ``torch.autograd``), ``vmap`` (``torch.func.vmap`` over the tasks; fastest on GPUs)
+and ``batched`` (the inner loops of all tasks at once, then the query sets task by task,
+:mod:`~metantk_plugin.fewshot.task_batched`; fastest on CPU, where per-task convolutions
+batched into grouped ones are slow; ANIL, whose inner loop adapts only the head, runs
+as ``loop``). ``auto`` picks ``vmap`` on CUDA and ``batched`` elsewhere.
 
 Batch normalisation: the network's BatchNorm layers are switched to batch statistics
 (:func:`use_batch_statistics`), as in MAML: support and query sets are normalised with
@@ -35,6 +37,7 @@ from torch.nn import functional as F
 
 from metantk_plugin._deprecation import renamed
 from metantk_plugin.fewshot.settings import META_LEARNING_ALGORITHMS
+from metantk_plugin.fewshot.task_batched import batched_accuracy, batched_meta_gradient
 from metantk_plugin.network_adapter import head_name, split_output
 from metantk_plugin.task_spec import check_optional_positive_int
 from metantk_plugin.tasks import TaskBatch
@@ -50,7 +53,7 @@ __all__ = [
 ]
 
 __getattr__ = renamed(__name__, {"ALGORITHMS": f"{__name__}.META_LEARNING_ALGORITHMS"})
-STRATEGIES = ("auto", "loop", "vmap")
+STRATEGIES = ("auto", "loop", "vmap", "batched")
 Params = dict[str, torch.Tensor]
 
 
@@ -101,7 +104,7 @@ def use_batch_statistics(network: nn.Module) -> nn.Module:
 
 def _resolve_strategy(strategy: str, device: torch.device) -> str:
     if strategy == "auto":
-        return "vmap" if device.type == "cuda" else "loop"
+        return "vmap" if device.type == "cuda" else "batched"
     return strategy
 
 
@@ -206,7 +209,17 @@ def meta_gradient(network: nn.Module, tasks: TaskBatch, config: MetaConfig) -> t
     strategy = _resolve_strategy(config.strategy, tasks.support_x.device)
     if strategy == "vmap":
         return _meta_gradient_vmap(fn, params, tasks, config)
+    if strategy == "batched" and fn.head is None:
+        return batched_meta_gradient(
+            fn.network, params, tasks, first_order=config.algorithm == "fomaml",
+            adapt=_adapt_with_func_grad(fn, config.inner_lr, config.inner_steps),
+            query_loss=lambda weights, qx, qy: _cross_entropy_and_accuracy(fn.logits(weights, qx), qy))
     return _meta_gradient_loop(fn, params, tasks, config)
+
+
+def _adapt_with_func_grad(fn: _Functional, lr: float, steps: int):
+    """``adapt(params, support_x, support_y)``: the whole network's inner loop, with ``torch.func.grad``."""
+    return lambda params, sx, sy: _adapt(_support_loss(fn, sx, sy), params, lr, steps, _func_grad)
 
 
 def _meta_gradient_loop(fn: _Functional, params: Params, tasks: TaskBatch,
@@ -269,7 +282,10 @@ def adapted_accuracy(network: nn.Module, tasks: TaskBatch, *, algorithm: str, lr
     params = {name: p.detach() for name, p in network.named_parameters()}
     if fn.head is not None:
         fn.check_head(params, tasks.support_x[0])
-    if _resolve_strategy(strategy, tasks.support_x.device) == "vmap":
+    strategy = _resolve_strategy(strategy, tasks.support_x.device)
+    if strategy == "batched" and fn.head is None:
+        return batched_accuracy(network, params, tasks, adapt=_adapt_with_func_grad(fn, lr, steps), logits=fn.logits)
+    if strategy == "vmap":
         def task_accuracy(sx, sy, qx, qy):
             logits = _task_query(fn, params, sx, sy, qx, lr, steps, _func_grad)
             return (logits.argmax(-1) == qy).float().mean()

@@ -62,8 +62,8 @@ class EvaluationSettings:
     rotations: bool = True
     batch_size: int = option(64, "rfs: pre-training batch size")
     lr: float | None = option(None, "rfs: SGD learning rate (default: 0.02; 0.01 tiered)")
-    strategy: str = option("auto", "how tasks of a meta-batch run: a loop (fastest on CPU), torch.func.vmap "
-                                   "(fastest on GPU), or auto (default)")
+    strategy: str = option("auto", "how tasks of a meta-batch run: a loop, torch.func.vmap (fastest on GPU), "
+                                   "batched inner loops (fastest on CPU), or auto (default)")
     device: str = option("cpu", "torch device, e.g. cuda or cuda:1 (default: cpu)")
     val_every: int = option(0, "validate on meta-val episodes every N iterations, shown in the curve (default: "
                                "never)")

@@ -1,0 +1,277 @@
+"""Our MAML against learn2learn's, side by side in one process (issue 16).
+
+Protocol: the Omniglot anchor's (configs/omniglot_maml_anchor.json: Conv-4 with 112,261
+parameters, 5-way 1-shot, 15 queries, inner lr 0.4, 1 inner step, 32 tasks per meta-batch,
+BatchNorm on batch statistics, Adam 1e-3), with configs/maml_vs_learn2learn.json. Both
+sides start from the same weights (one Conv-4, copied) and see the same meta-batches of our
+sampler, drawn before the clock starts. learn2learn 0.2.0 runs its canonical loop around the
+copy: ``learner = maml.clone(); learner.adapt(support loss); query loss / T backward``, then
+Adam. The same torch thread count serves both (``torch.set_num_threads``).
+
+1. Gradient check: on the first meta-batch, the meta-gradients of both sides (MAML and
+   first-order MAML), their largest difference relative to the largest entry stated beside
+   each side's float32 rounding (its difference from a float64 meta-gradient); the run stops
+   if the difference passes the config's tolerance.
+2. Timing: ``--iterations`` meta-steps of each side, interleaved (the side that goes first
+   alternates), after ``warmup`` untimed ones; medians, quartiles and the ratio of the
+   paired per-iteration times (learn2learn / ours: the speed-up).
+3. ``--accuracy``: 628 MAML / 763 first-order iterations of both sides, interleaved (timed
+   too), then meta-test accuracy with 95% intervals on 600 episodes.
+
+    python benchmarks/maml_vs_learn2learn.py --iterations 20
+    python benchmarks/maml_vs_learn2learn.py --accuracy --name maml_vs_learn2learn_accuracy
+
+learn2learn comes from ``bash ../shared/vendor/learn2learn/install.sh VENV`` (the bench
+env of tox.ini runs it). Writes benchmarks/results/<name>.json (refusing to replace it
+without --force) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from omniglot_maml_anchor import build_samplers
+from torch import nn
+from torch.nn import functional as F
+
+from metantk_plugin.data.episodes import derive_seed
+from metantk_plugin.fewshot.conv4 import Conv4
+from metantk_plugin.fewshot.evaluation import evaluate_episodes
+from metantk_plugin.fewshot.maml import STRATEGIES, MetaConfig, MetaLearner, meta_gradient, use_batch_statistics
+
+HERE = Path(__file__).resolve().parent
+CONFIG = HERE / "configs" / "maml_vs_learn2learn.json"
+ALGORITHMS = ("maml", "fomaml")
+
+
+def import_learn2learn():
+    try:
+        import learn2learn
+    except ImportError:
+        raise SystemExit("learn2learn is not installed here: bash ../shared/vendor/learn2learn/install.sh "
+                         "<this venv> (tox -e bench runs it)") from None
+    return learn2learn
+
+
+class Logits(nn.Module):
+    """The same Conv-4 as a plain classifier, ``x -> logits``, for learn2learn."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)[1]
+
+
+class Learn2LearnSide:
+    """learn2learn's MAML around a copy of ``network``, with Adam, in its canonical loop."""
+
+    def __init__(self, l2l, network: nn.Module, protocol: dict, algorithm: str):
+        self.maml = l2l.algorithms.MAML(Logits(copy.deepcopy(network)), lr=protocol["inner_lr"],
+                                        first_order=algorithm == "fomaml")
+        self.optimizer = torch.optim.Adam(self.maml.parameters(), lr=protocol["meta_lr"])
+        self.steps = protocol["inner_steps"]
+
+    def accumulate(self, tasks) -> tuple[float, float]:
+        """The meta-gradient into ``.grad``; the mean query (loss, accuracy) after adaptation."""
+        loss_sum = accuracy_sum = 0.0
+        for t in range(tasks.n_tasks):
+            learner = self.maml.clone()
+            for _ in range(self.steps):
+                learner.adapt(F.cross_entropy(learner(tasks.support_x[t]), tasks.support_y[t]))
+            logits = learner(tasks.query_x[t])
+            loss = F.cross_entropy(logits, tasks.query_y[t])
+            (loss / tasks.n_tasks).backward()
+            loss_sum += float(loss.detach())
+            accuracy_sum += float((logits.argmax(-1) == tasks.query_y[t]).float().mean())
+        return loss_sum / tasks.n_tasks, accuracy_sum / tasks.n_tasks
+
+    def meta_step(self, tasks) -> tuple[float, float]:
+        result = self.accumulate(tasks)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return result
+
+    def evaluate(self, tasks) -> torch.Tensor:
+        accuracies = []
+        for t in range(tasks.n_tasks):
+            learner = self.maml.clone()
+            for _ in range(self.steps):
+                learner.adapt(F.cross_entropy(learner(tasks.support_x[t]), tasks.support_y[t]), first_order=True)
+            with torch.no_grad():
+                accuracies.append((learner(tasks.query_x[t]).argmax(-1) == tasks.query_y[t]).float().mean())
+        return torch.stack(accuracies)
+
+
+def sides(l2l, protocol: dict, algorithm: str, strategy: str) -> tuple[MetaLearner, Learn2LearnSide]:
+    """Ours and learn2learn's, from one Conv-4 (BatchNorm on batch statistics)."""
+    torch.manual_seed(protocol["seed"])
+    network = use_batch_statistics(Conv4(num_classes=protocol["ways"], in_channels=1))
+    theirs = Learn2LearnSide(l2l, network, protocol, algorithm)
+    ours = MetaLearner(network, MetaConfig(algorithm=algorithm, inner_lr=protocol["inner_lr"],
+                                           inner_steps=protocol["inner_steps"], meta_lr=protocol["meta_lr"],
+                                           strategy=strategy))
+    return ours, theirs
+
+
+def gradient_check(l2l, protocol: dict, tasks, algorithm: str, strategy: str) -> dict:
+    """Both float32 meta-gradients on ``tasks``, their largest difference, and each one's
+    largest difference from a float64 one (``loop``): the float32 rounding to expect."""
+    ours, theirs = sides(l2l, protocol, algorithm, strategy)
+    reference, _, _ = meta_gradient(copy.deepcopy(ours.network).double(), tasks.to(dtype=torch.float64),
+                                    replace(ours.config, strategy="loop"))
+    grads, loss, accuracy = meta_gradient(ours.network, tasks, ours.config)
+    their_loss, their_accuracy = theirs.accumulate(tasks)
+    names = [name for name, _ in ours.network.named_parameters()]
+    their_grads = dict(zip(names, (p.grad for p in theirs.maml.parameters())))
+    scale = max(float(g.abs().max()) for g in reference.values())
+
+    def largest(a: dict, b: dict) -> float:
+        return max(float((a[name].double() - b[name].double()).abs().max()) for name in names) / scale
+
+    return {"relative": largest(grads, their_grads), "max_abs_gradient": scale,
+            "ours_vs_float64": largest(grads, reference), "learn2learn_vs_float64": largest(their_grads, reference),
+            "loss": [loss, their_loss], "accuracy": [accuracy, their_accuracy]}
+
+
+def interleaved(ours, theirs, batches, warmup: int, report_every: int = 0) -> dict:
+    """Per-iteration wall and CPU seconds of both sides, alternating which goes first; a line
+    every ``report_every`` iterations if set."""
+    times = {"ours": {"wall": [], "cpu": []}, "learn2learn": {"wall": [], "cpu": []}}
+    for i, tasks in enumerate(batches):
+        order = [("ours", ours), ("learn2learn", theirs)]
+        for name, side in order if i % 2 == 0 else order[::-1]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            side.meta_step(tasks)
+            if i >= warmup:
+                times[name]["wall"].append(time.perf_counter() - wall)
+                times[name]["cpu"].append(time.process_time() - cpu)
+        if report_every and (i + 1) % report_every == 0:
+            print(f"  {i + 1} iterations, {sum(times['ours']['wall']):.0f} s ours, "
+                  f"{sum(times['learn2learn']['wall']):.0f} s learn2learn", flush=True)
+    return times
+
+
+def summary(times: dict) -> dict:
+    """Medians and quartiles of each side, and of the paired ratios learn2learn / ours."""
+    def spread(values: list[float]) -> dict:
+        q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+        return {"median": statistics.median(values), "q1": q[0], "q3": q[2], "min": min(values), "max": max(values)}
+
+    out = {}
+    for clock in ("wall", "cpu"):
+        ours, theirs = times["ours"][clock], times["learn2learn"][clock]
+        out[clock] = {"ours": spread(ours), "learn2learn": spread(theirs),
+                      "speedup": spread([b / a for a, b in zip(ours, theirs)])}
+    return out
+
+
+def lazy_batches(train, protocol: dict, iterations: int):
+    for i in range(iterations):
+        yield train.sample(protocol["meta_batch"], derive_seed(protocol["seed"], i))
+
+
+def table(rows: dict, meta: dict) -> str:
+    lines = [f"# MAML vs learn2learn, one process ({meta['threads']} thread(s), strategy {meta['strategy']}, "
+             f"load average at start {meta['load_average']})", "",
+             "| algorithm | iterations | ours s/it (median [q1, q3]) | learn2learn s/it | speed-up (median of "
+             "paired ratios [q1, q3]) | CPU-time speed-up | gradient difference / largest entry |",
+             "|---|---|---|---|---|---|---|"]
+    for algorithm, row in rows.items():
+        wall, cpu, check = row["timing"]["wall"], row["timing"]["cpu"], row["gradient_check"]
+        lines.append(f"| {algorithm} | {row['timed_iterations']} | {wall['ours']['median']:.3f} "
+                     f"[{wall['ours']['q1']:.3f}, {wall['ours']['q3']:.3f}] | {wall['learn2learn']['median']:.3f} "
+                     f"[{wall['learn2learn']['q1']:.3f}, {wall['learn2learn']['q3']:.3f}] | "
+                     f"{wall['speedup']['median']:.2f}x [{wall['speedup']['q1']:.2f}, {wall['speedup']['q3']:.2f}] | "
+                     f"{cpu['speedup']['median']:.2f}x | {check['relative']:.1e} (float32 rounding "
+                     f"{check['ours_vs_float64']:.1e}, {check['learn2learn_vs_float64']:.1e}) |")
+    accuracy_rows = {a: r["accuracy"] for a, r in rows.items() if "accuracy" in r}
+    if accuracy_rows:
+        lines += ["", "| algorithm | iterations | ours meta-test accuracy | learn2learn | episodes | speed-up over "
+                  "the run (median of paired ratios) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {a} | {r['iterations']} | {100 * r['ours']['accuracy']:.2f} ± {100 * r['ours']['ci95']:.2f} % | "
+                  f"{100 * r['learn2learn']['accuracy']:.2f} ± {100 * r['learn2learn']['ci95']:.2f} % | "
+                  f"{r['ours']['episodes']} | {r['timing']['wall']['speedup']['median']:.2f}x |"
+                  for a, r in accuracy_rows.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--data", type=Path, default=None, help="Omniglot folder (default: the anchor config's)")
+    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    parser.add_argument("--iterations", type=int, default=None, help="timed meta-iterations of each side "
+                        "(default: the config's 20)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the anchor's 1)")
+    parser.add_argument("--strategy", default=None, choices=STRATEGIES, help="ours (default: the config's auto)")
+    parser.add_argument("--accuracy", action="store_true", help="also train both sides for 628 / 763 iterations "
+                        "and compare meta-test accuracy (hours on one thread)")
+    parser.add_argument("--episodes", type=int, default=None, help="meta-test episodes (default: 600)")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--name", default="maml_vs_learn2learn", help="file name stem of the results")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing result file")
+    args = parser.parse_args()
+    output = args.out / f"{args.name}.json"
+    if output.exists() and not args.force:
+        raise SystemExit(f"{output} exists; pass --force to overwrite it or --name to write elsewhere")
+    l2l = import_learn2learn()
+
+    config = json.loads(args.config.read_text())
+    protocol = json.loads((args.config.parent / config["anchor"]).read_text())
+    threads = args.threads or protocol["threads"]
+    torch.set_num_threads(threads)
+    strategy = args.strategy or config["strategy"]
+    iterations = args.iterations or config["timing"]["iterations"]
+    warmup = config["timing"]["warmup"]
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    train, test, counts = build_samplers(protocol, args.data or (HERE.parent / protocol["data"]))
+    began = time.perf_counter()
+    batches = list(lazy_batches(train, protocol, warmup + iterations))
+    data_seconds = (time.perf_counter() - began) / len(batches)
+
+    rows = {}
+    for algorithm in args.algorithms:
+        check = gradient_check(l2l, protocol, batches[0], algorithm, strategy)
+        print(f"{algorithm}: the meta-gradients differ by at most {check['relative']:.2e} of the largest entry "
+              f"(float32 rounding, from float64: ours {check['ours_vs_float64']:.2e}, learn2learn "
+              f"{check['learn2learn_vs_float64']:.2e})", flush=True)
+        if check["relative"] > config["gradient_tolerance"]:
+            raise SystemExit(f"{algorithm}: the two meta-gradients differ by more than the tolerance "
+                             f"{config['gradient_tolerance']}; the timing would compare different computations")
+        ours, theirs = sides(l2l, protocol, algorithm, strategy)
+        rows[algorithm] = {"gradient_check": check, "timed_iterations": iterations,
+                           "timing": summary(interleaved(ours, theirs, batches, warmup))}
+        if args.accuracy:
+            ours, theirs = sides(l2l, protocol, algorithm, strategy)
+            steps = config["accuracy_iterations"][algorithm]
+            long_run = interleaved(ours, theirs, lazy_batches(train, protocol, steps), warmup=0, report_every=50)
+            episodes = args.episodes or protocol["episodes"]
+            rows[algorithm]["accuracy"] = {
+                "iterations": steps, "timing": summary(long_run),
+                **{name: evaluate_episodes(side.evaluate, test, episodes=episodes, seed=protocol["seed"]).to_dict()
+                   for name, side in (("ours", ours), ("learn2learn", theirs))}}
+        print(table({algorithm: rows[algorithm]}, {"threads": threads, "strategy": strategy,
+                                                   "load_average": load}), flush=True)
+
+    meta = {"threads": threads, "strategy": strategy, "load_average": load, "warmup": warmup,
+            "data_seconds_per_meta_batch": data_seconds, "learn2learn": l2l.__version__,
+            "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}", **counts}
+    args.out.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({"meta": meta, "config": config, "protocol": protocol, "results": rows},
+                                 indent=2) + "\n")
+    print(table(rows, meta))
+
+
+if __name__ == "__main__":
+    main()
