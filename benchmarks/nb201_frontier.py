@@ -15,8 +15,9 @@ Every scoring phase is resumable (stop it at any time; the same command goes on)
 - ``seed``: every proxy with the second seed (other tasks and weights) on the 1,000 cells;
 - ``all-cells``: the cheap proxies on all 15,625 cells in the seeded order ``sample:15625:0``
   (whose first 1,000 are the sample), so a stopped run is still a uniform random sample;
-- ``report``: ``benchmarks/results/nb201_frontier.{md,json,png}`` and the scores of every
-  scored cell as ``nb201_all_cells_scores.csv.gz``.
+- ``report``: ``benchmarks/results/nb201_frontier.{md,json,png}``, the raw scores of the
+  sample (``nb201_frontier_sample_scores.csv.gz``, a ``seed`` column) and of every scored
+  cell (``nb201_all_cells_scores.csv.gz``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from metantk_plugin import __version__
 from metantk_plugin.atomic_files import write_atomically, write_file_atomically
 from metantk_plugin.proxies import available_proxies, resolve_proxy
 from metantk_plugin.proxies.rank_ensemble import ensemble_gain, ensemble_name, rank_ensemble
+from metantk_plugin.proxies.swap import NB201_MU, NB201_SIGMA
 from metantk_plugin.scoring.architectures import select_architectures
 from metantk_plugin.scoring.correlation import CorrelationResult, correlate, oriented, spearman, spearman_difference
 from metantk_plugin.scoring.report import format_table, proxy_directions
@@ -255,6 +257,32 @@ def suite_effects(config: dict, table: pd.DataFrame, n_bootstrap: int) -> list[d
     return rows
 
 
+def swap_reg_tuning_effect(table: pd.DataFrame, accuracies: dict[str, pd.Series], tuned_on: str = "cifar100",
+                           grid: int = 41) -> list[dict]:
+    """SWAP's regulariser with μ and σ tuned on these cells' ``tuned_on`` accuracy (in sample,
+    as the paper tuned them per space) instead of our range-based defaults:
+    swap · exp(−(P_K − μ)²/σ) over a grid of μ in [min P_K, max P_K] and σ = (range of P_K)² · 10^[−3, 1]."""
+    p_k = table["params"].to_numpy(dtype=np.float64) / 1000.0
+    swap_scores = table["swap"].to_numpy(dtype=np.float64)
+
+    def regularised(mu: float, sigma: float) -> pd.DataFrame:
+        return pd.DataFrame({"arch": table["arch"], "swap_reg": swap_scores * np.exp(-((p_k - mu) ** 2) / sigma)})
+
+    def rho(frame: pd.DataFrame, target: str) -> float:
+        return float(spearman(*_aligned(frame, "swap_reg", accuracies[target])))
+
+    spread = (p_k.max() - p_k.min()) ** 2
+    candidates = [(mu, spread * f) for mu in np.linspace(p_k.min(), p_k.max(), grid) for f in np.logspace(-3, 1, grid)]
+    mu, sigma = max(candidates, key=lambda c: rho(regularised(*c), tuned_on))
+    return [{"variant": f"swap_reg's μ = {mu:.0f}, σ = {sigma:.3g} tuned on these cells' {tuned_on} accuracy "
+                        f"(ours: μ = {NB201_MU}, σ = {NB201_SIGMA:.4g})",
+             "proxy": "swap_reg", "target": target, "cells": int(len(table)),
+             "rho_baseline": rho(regularised(NB201_MU, NB201_SIGMA), target),
+             "rho_variant": rho(regularised(mu, sigma), target),
+             "difference": rho(regularised(mu, sigma), target) - rho(regularised(NB201_MU, NB201_SIGMA), target),
+             "ci": None} for target in accuracies]
+
+
 def cross_check(config: dict, sample: list[CorrelationResult], every: list[CorrelationResult] | None,
                 ablations: list[dict]) -> list[dict]:
     """Each published proxy: our ρ on the sample (and on all scored cells) beside the paper's."""
@@ -279,8 +307,8 @@ def cross_check(config: dict, sample: list[CorrelationResult], every: list[Corre
     return rows
 
 
-def write_all_cells_csv(table: pd.DataFrame, path: Path) -> Path:
-    """Scores of every scored cell, gzip-compressed CSV (float32 scores exactly, 9 digits)."""
+def write_scores_csv(table: pd.DataFrame, path: Path) -> Path:
+    """Raw scores as gzip-compressed CSV (float32 scores exactly: 9 significant digits)."""
     text = table.to_csv(index=False, float_format="%.9g")
     return write_file_atomically(path, gzip.compress(text.encode(), compresslevel=9, mtime=0))
 
@@ -428,15 +456,21 @@ def build_report(config: dict, results: Path, work: Path) -> dict:
     report["sample_results"] = [r.to_dict() for r in sample]
     report["sample_table"] = format_table(sample, markdown=True)
     ablations = [*ablation_effects(config, seed0, work, accuracies, n_bootstrap),
-                 *accuracy_definition_effects(config, seed0), *suite_effects(config, seed0, n_bootstrap)]
+                 *accuracy_definition_effects(config, seed0), *suite_effects(config, seed0, n_bootstrap),
+                 *swap_reg_tuning_effect(seed0, accuracies)]
     report["ablations"] = ablations
     seconds = json.loads((COMMITTED / "nb201_proxy_correlation.json").read_text())["seconds_per_cell"]
     seconds.update(cost_table(work / "nb201_frontier_seed0.h5"))
     seconds.pop("total", None)
     report["seconds_per_cell"] = seconds
     second = _scored(scoring_runs(config, work)["seed"][0][3])
+    by_seed = [seed0.assign(seed=0)]
     if second is not None and len(second) >= 3:
         report["seed_robustness"] = seed_robustness(seed0, second, accuracies["cifar10"], n_bootstrap)
+        by_seed.append(second.assign(seed=config["second_seed"]))
+    sample_scores = pd.concat(by_seed, ignore_index=True)
+    sample_scores = sample_scores[["seed", *(c for c in sample_scores.columns if c != "seed")]]
+    write_scores_csv(sample_scores, results / "nb201_frontier_sample_scores.csv.gz")
     every = None
     everything = _scored(work / "nb201_frontier_all_cells.h5")
     if everything is not None and len(everything) >= 3:
@@ -448,7 +482,7 @@ def build_report(config: dict, results: Path, work: Path) -> dict:
         report["all_cells_results"] = [r.to_dict() for r in every]
         report["all_cells_table"] = format_table(every, markdown=True)
         report["all_cells_consistency"] = _consistency(everything, seed0)
-        write_all_cells_csv(everything, results / "nb201_all_cells_scores.csv.gz")
+        write_scores_csv(everything, results / "nb201_all_cells_scores.csv.gz")
     report["cross_check"] = cross_check(config, sample, every, ablations)
     plot_frontier([r for r in sample if not r.proxy.startswith("rank:")],
                   {k: v for k, v in config["published"].items() if k != "source"}, results / "nb201_frontier.png")
