@@ -10,10 +10,29 @@ from metantk_plugin.scoring.executors import EXECUTORS
 BENCHMARKS = Path(__file__).resolve().parent
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a usage error names the value otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def existing_file(text: str) -> Path:
+    """argparse type: a path that is a readable file."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    return path
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """``--executor --workers --work --results --force``."""
     parser.add_argument("--executor", default="local", choices=EXECUTORS)
-    parser.add_argument("--workers", type=int)
+    parser.add_argument("--workers", type=positive_int)
     parser.add_argument("--work", type=Path, default=BENCHMARKS / "work", help="folder of the resumable score files")
     parser.add_argument("--results", type=Path, default=BENCHMARKS / "results", help="folder of the results")
     parser.add_argument("--force", action="store_true", help="replace existing result files")

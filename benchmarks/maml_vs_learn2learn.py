@@ -39,11 +39,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from _options import existing_file, positive_int
 from omniglot_maml_anchor import build_samplers
 from torch import nn
 from torch.nn import functional as F
 
 from metantk_plugin.data.episodes import derive_seed
+from metantk_plugin.data.errors import DatasetError
 from metantk_plugin.fewshot.conv4 import Conv4
 from metantk_plugin.fewshot.evaluation import evaluate_episodes
 from metantk_plugin.fewshot.maml import STRATEGIES, MetaConfig, MetaLearner, meta_gradient, use_batch_statistics
@@ -208,16 +210,16 @@ def table(rows: dict, meta: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--config", type=existing_file, default=CONFIG)
     parser.add_argument("--data", type=Path, default=None, help="Omniglot folder (default: the anchor config's)")
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
-    parser.add_argument("--iterations", type=int, default=None, help="timed meta-iterations of each side "
+    parser.add_argument("--iterations", type=positive_int, default=None, help="timed meta-iterations of each side "
                         "(default: the config's 20)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the anchor's 1)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: the anchor's 1)")
     parser.add_argument("--strategy", default=None, choices=STRATEGIES, help="ours (default: the config's auto)")
     parser.add_argument("--accuracy", action="store_true", help="also train both sides for 628 / 763 iterations "
                         "and compare meta-test accuracy (hours on one thread)")
-    parser.add_argument("--episodes", type=int, default=None, help="meta-test episodes (default: 600)")
+    parser.add_argument("--episodes", type=positive_int, default=None, help="meta-test episodes (default: 600)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="maml_vs_learn2learn", help="file name stem of the results")
     parser.add_argument("--force", action="store_true", help="overwrite an existing result file")
@@ -235,7 +237,10 @@ def main() -> None:
     iterations = args.iterations or config["timing"]["iterations"]
     warmup = config["timing"]["warmup"]
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    train, test, counts = build_samplers(protocol, args.data or (HERE.parent / protocol["data"]))
+    try:
+        train, test, counts = build_samplers(protocol, args.data or (HERE.parent / protocol["data"]))
+    except DatasetError as error:
+        parser.error(str(error))
     began = time.perf_counter()
     batches = list(lazy_batches(train, protocol, warmup + iterations))
     data_seconds = (time.perf_counter() - began) / len(batches)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _options import BENCHMARKS, add_run_options
+from _options import BENCHMARKS, add_run_options, existing_file
 from nb201_proxy_correlation import cost_table, settings_from_config
 
 from metantk_plugin import __version__
@@ -508,7 +508,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phases", default="sample,ablations,seed,all-cells,report",
                         help=f"comma list of {', '.join(PHASES)}")
-    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--config", type=existing_file, default=CONFIG)
     add_run_options(parser)
     args = parser.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
@@ -524,7 +524,12 @@ def main(argv=None) -> int:
     for phase in (p for p in phases if p != "report"):
         for label, settings, archs, path in runs[phase]:
             print(f"== {phase}: {label} ({len(archs)} cells) -> {path}", flush=True)
-            score_architectures(settings, archs, path, executor=args.executor, workers=args.workers)
+            try:
+                score_architectures(settings, archs, path, executor=args.executor, workers=args.workers)
+            except (ValueError, OSError) as error:  # finished cells stay in the score file
+                parser.exit(2, f"{parser.prog}: error: {error}\n")
+            except KeyboardInterrupt:
+                parser.exit(130, f"{parser.prog}: interrupted; finished cells are kept in {path}\n")
     if "report" in phases:
         report = build_report(config, args.results, args.work)
         write_file_atomically(outputs[1], json.dumps(report, indent=2, default=float) + "\n")
