@@ -14,6 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "speed": ["speed.py", "--leak-check", "1000"],
+    "reduced_precision": ["reduced_precision.py"],
     "nb201_params_check": ["nb201_params_check.py"],
     "nb201_zc_crosscheck": ["nb201_zc_crosscheck.py"],
     "nb201_proxy_correlation": ["nb201_proxy_correlation.py"],

@@ -9,14 +9,17 @@ on the same 3 tasks x (5 queries + 5 supports) of 32x32 images by
 * ``vmap``: ``torch.func.vmap`` of per-sample gradients;
 * ``gram``: per-layer Gram matrices from one batched backward pass (our default).
 
-Runs are interleaved (strategy order rotates each repeat); the table gives median wall and
-CPU seconds, speed-ups against loop and opacus, the relative difference of each score from
-the ``gram`` score, and the arithmetic floor (forward + backward + Gram FLOPs at the
-measured matmul rate). A float64 check confirms the backends agree to 1e-10. Peak RSS and
-peak CUDA memory are printed; ``--leak-check N`` scores N NAS-Bench-201 cells in a row and
+Runs are interleaved (strategy order rotates each repeat); the table gives median wall,
+CPU and system seconds and minor page faults, speed-ups against loop and opacus, the
+relative difference of each score from the ``gram`` score, and the arithmetic floor
+(forward + backward + Gram FLOPs at the measured matmul rate). Below it, where ``gram``'s
+time goes: self CPU time by phase (forward, backward to the layer outputs, per-sample
+gradients, Gram matrices) and by layer kind (conv 3x3, depthwise conv 3x3, conv 1x1, ...).
+A float64 check confirms the backends agree to 1e-10. Peak RSS and peak CUDA memory are
+printed; ``--leak-check N`` scores N NAS-Bench-201 cells in a row and
 reports RSS after each tenth of them.
 
-    python benchmarks/speed.py                      # CPU, writes benchmarks/results/speed_cpu.{json,md}
+    python benchmarks/speed.py --force              # CPU, writes benchmarks/results/speed_cpu.json
     python benchmarks/speed.py --device cuda        # GPU, writes speed_cuda.{json,md}
 """
 
@@ -31,13 +34,16 @@ import resource
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.kernels import condition_number, metantk_from_kernels
+from metantk_plugin.kernels.ntk import PROFILE_PREFIX
 from metantk_plugin.proxies.metantk import MetaNTK, seeded_head
 from metantk_plugin.spaces.darts_fewshot import DartsFewshotSupernet
 from metantk_plugin.spaces.nasbench201 import all_architectures, build_network
@@ -78,7 +84,9 @@ def opacus_metantk(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> fl
         p.requires_grad_(any(p is w for w in weights))
     wrapped = GradSampleModule(model)
     try:
-        wrapped(x).sum().backward()
+        with warnings.catch_warnings():  # opacus's hooks fire on module outputs, as intended here
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            wrapped(x).sum().backward()
         ntk = sum(w.grad_sample.flatten(1) @ w.grad_sample.flatten(1).T for w in weights if w.grad_sample is not None)
         head_k = head.weight.grad_sample.flatten(1) @ head.weight.grad_sample.flatten(1).T
     finally:
@@ -140,16 +148,81 @@ def floor_flops(network: nn.Module, x: torch.Tensor) -> float:
     return 3 * 2 * macs + grams
 
 
+_CONV_OPS = ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::convolution_backward",
+             "aten::thnn_conv2d", "aten::_convolution", "aten::conv2d", "aten::convolution")
+
+
+def _conv_kind(event) -> str:
+    """Layer kind of a convolution op from its recorded shapes (weight [O, I/g, kh, kw])."""
+    shapes = event.input_shapes
+    x, w = (shapes[1], shapes[2]) if event.name == "aten::convolution_backward" else (shapes[0], shapes[1])
+    if len(w) != 4 or len(x) != 4:
+        return "conv"
+    size = f"{w[2]}x{w[3]}"
+    if w[1] == x[1]:
+        return f"conv {size}"
+    return f"depthwise conv {size}" if w[1] == 1 else f"grouped conv {size}"
+
+
+def _op_category(event) -> str:
+    """What an op inside the forward or backward pass is: a conv kind, or a family of ops."""
+    conv = event
+    while conv is not None and conv.name not in _CONV_OPS:
+        conv = conv.cpu_parent
+    if conv is not None and conv.input_shapes:
+        return _conv_kind(conv)
+    name = event.name.lower()
+    for word, category in (("norm", "normalisation"), ("relu", "activation"), ("threshold", "activation"),
+                           ("clamp", "activation"), ("pool", "pooling"), ("mm", "linear"), ("linear", "linear")):
+        if word in name:
+            return category
+    return "elementwise, copies and the rest"
+
+
+def gram_breakdown(network: nn.Module, tasks: TaskBatch) -> list[dict]:
+    """Where one ``gram`` MetaNTK score spends its time: self CPU seconds of every op under
+    ``torch.profiler`` (one run), by phase of the backend (its ``record_function`` ranges) and,
+    inside the forward and backward passes, by layer kind (``conv 3x3``, ``depthwise conv 3x3``,
+    ...) or op family. Profiling inflates small ops, so shares, not totals, are the reading."""
+    from torch.profiler import ProfilerActivity, profile
+
+    proxy = MetaNTK(backend="gram")
+    proxy.condition_number(network, tasks)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        proxy.condition_number(network, tasks)
+    seconds: dict[tuple[str, str], float] = {}
+    for event in prof.events():
+        if event.name.startswith(PROFILE_PREFIX):
+            continue
+        phase, parent = "outside the kernel (MetaNTK solve, eigenvalues, set-up)", event.cpu_parent
+        while parent is not None and not parent.name.startswith(PROFILE_PREFIX):
+            parent = parent.cpu_parent
+        if parent is not None:
+            phase = parent.name[len(PROFILE_PREFIX):]
+        detail = _op_category(event) if phase in ("forward", "backward to layer outputs") else ""
+        seconds[phase, detail] = seconds.get((phase, detail), 0.0) + event.self_cpu_time_total / 1e6
+    total = sum(seconds.values())
+    rows = [{"phase": phase, "layer": detail, "seconds": s, "share": s / total}
+            for (phase, detail), s in seconds.items()]
+    return sorted(rows, key=lambda r: -r["seconds"])
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_one(fn: Callable[[], float], device: torch.device) -> tuple[float, float, float]:
+def time_one(fn: Callable[[], float], device: torch.device) -> tuple[float, float, float, float, int]:
+    """Wall seconds, CPU seconds, the value, system CPU seconds and minor page faults of ``fn()``.
+    System time is the kernel's (mostly zeroing freshly faulted pages): a strategy that
+    allocates heavily makes the next one fault more, which interleaving makes visible."""
     _sync(device)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     wall, cpu = time.perf_counter(), time.process_time()
     value = fn()
     _sync(device)
-    return time.perf_counter() - wall, time.process_time() - cpu, value
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return wall, cpu, value, after.ru_stime - before.ru_stime, after.ru_minflt - before.ru_minflt
 
 
 def float64_agreement(device: torch.device) -> dict[str, float]:
@@ -187,8 +260,12 @@ def main() -> int:
     parser.add_argument("--skip", default="", help="comma-separated strategies to leave out (e.g. loop)")
     parser.add_argument("--leak-check", type=int, default=0, help="score this many NB201 cells and report RSS")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/speed_<device>.json)")
+    parser.add_argument("--force", action="store_true", help="replace an existing result file")
     args = parser.parse_args()
     device = torch.device(args.device)
+    out = args.out or RESULTS / f"speed_{device.type}.json"
+    if out.exists() and not args.force:
+        parser.error(f"{out} exists; pass --force to replace it or --out to write elsewhere")
     torch.set_num_threads(args.threads)
     try:
         import opacus  # noqa: F401
@@ -217,7 +294,7 @@ def main() -> int:
             torch.cuda.reset_peak_memory_stats(device)
         for fn in chosen.values():  # warm-up
             fn(net, tasks)
-        runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in chosen}
+        runs: dict[str, list[tuple]] = {k: [] for k in chosen}
         peak_cuda: dict[str, float] = {}
         keys = list(chosen)
         for r in range(args.repeats):
@@ -228,19 +305,24 @@ def main() -> int:
                 if device.type == "cuda":
                     peak_cuda[k] = max(peak_cuda.get(k, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
         rows = {}
-        ref = statistics.median(v for _, _, v in runs["gram"])
+        ref = statistics.median(v[2] for v in runs["gram"])
         for k, values in runs.items():
-            wall = statistics.median(w for w, _, _ in values)
-            rows[k] = {"wall_s": wall, "cpu_s": statistics.median(c for _, c, _ in values),
+            wall = statistics.median(v[0] for v in values)
+            rows[k] = {"wall_s": wall, "cpu_s": statistics.median(v[1] for v in values),
+                       "system_s": statistics.median(v[3] for v in values),
+                       "minor_page_faults": int(statistics.median(v[4] for v in values)),
                        "score": values[0][2], "relative_difference_vs_gram": abs(values[0][2] - ref) / ref,
                        "peak_cuda_gib": peak_cuda.get(k)}
         for k in rows:
             for base in ("loop", "opacus"):
                 if base in rows:
                     rows[k][f"speedup_vs_{base}"] = rows[base]["wall_s"] / rows[k]["wall_s"]
+        breakdown = gram_breakdown(net, tasks) if device.type == "cpu" else None
         report["networks"][name] = {"floor_s": floor_s, "gram_over_floor": rows["gram"]["wall_s"] / floor_s,
-                                    "strategies": rows}
+                                    "strategies": rows, "gram_breakdown": breakdown}
         _print_table(name, floor_s, rows)
+        if breakdown:
+            _print_breakdown(breakdown)
     report["peak_rss_mb"] = peak_rss_mb()
     print(f"peak RSS {report['peak_rss_mb']:.0f} MB; float64 max relative difference vs loop: "
           f"{report['float64_max_relative_difference_vs_loop']}")
@@ -248,21 +330,30 @@ def main() -> int:
         report["leak_check_rss_mb"] = leak_check(args.leak_check, device)
         print(f"RSS after each tenth of {args.leak_check} scores (MB): "
               + ", ".join(f"{v:.0f}" for v in report["leak_check_rss_mb"]))
-    out = args.out or RESULTS / f"speed_{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    write_file_atomically(out, json.dumps(report, indent=1))
     print(f"wrote {out}")
     return 0
 
 
 def _print_table(name: str, floor_s: float, rows: dict) -> None:
     print(f"\n{name}: arithmetic floor {floor_s:.3f} s")
-    print(f"{'strategy':8s} {'wall s':>8s} {'cpu s':>8s} {'vs loop':>8s} {'vs opacus':>9s} "
+    print(f"{'strategy':8s} {'wall s':>8s} {'cpu s':>8s} {'sys s':>7s} {'faults':>9s} {'vs loop':>8s} "
+          f"{'vs opacus':>9s} "
           f"{'rel. diff':>10s} {'CUDA GiB':>8s}")
     for k, r in rows.items():
         cuda = f"{r['peak_cuda_gib']:.2f}" if r["peak_cuda_gib"] is not None else "-"
-        print(f"{k:8s} {r['wall_s']:8.3f} {r['cpu_s']:8.3f} {r.get('speedup_vs_loop', float('nan')):8.2f} "
+        print(f"{k:8s} {r['wall_s']:8.3f} {r['cpu_s']:8.3f} {r['system_s']:7.2f} {r['minor_page_faults']:9d} "
+              f"{r.get('speedup_vs_loop', float('nan')):8.2f} "
               f"{r.get('speedup_vs_opacus', float('nan')):9.2f} {r['relative_difference_vs_gram']:10.2e} {cuda:>8s}")
+
+
+def _print_breakdown(rows: list[dict]) -> None:
+    print("where gram's time goes (self CPU time under torch.profiler, one run; rows under 1 % left out):")
+    for r in rows:
+        if r["share"] >= 0.01:
+            label = r["phase"] + (f" / {r['layer']}" if r["layer"] else "")
+            print(f"  {label:62s} {r['seconds']:7.3f} s {100 * r['share']:5.1f} %")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,35 @@ def random_psd(n, rank=None, seed=0):
     return m @ m.T
 
 
+def test_gram_backend_runs_under_bf16_autocast_and_accumulates_in_float32():
+    """Under autocast a layer's input and output differ in dtype; the per-sample gradients
+    are formed in bf16 and their Gram matrices summed in float32, close to the float32 NTK."""
+    torch.manual_seed(2)
+    net = small_convnet()
+    head = nn.Linear(12, 5)
+    x = torch.randn(10, 3, 12, 12)
+    full = empirical_ntk(net, x, head=head).ntk
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reduced = empirical_ntk(net, x, head=head)
+    assert reduced.ntk.dtype == torch.float32
+    assert all(g.dtype == torch.float32 for g in reduced.layer_grams.values())
+    difference = (reduced.ntk - full).abs().max() / full.abs().max()
+    assert 0 < difference < 0.05  # bf16 rounding: present, and small
+
+
+def test_gram_backend_marks_its_phases_for_the_profiler():
+    from torch.profiler import ProfilerActivity, profile
+
+    from metantk_plugin.kernels.ntk import PROFILE_PREFIX
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        empirical_ntk(small_convnet(), torch.randn(4, 3, 12, 12), head=nn.Linear(12, 5))
+    phases = {e.name[len(PROFILE_PREFIX):] for e in prof.events() if e.name.startswith(PROFILE_PREFIX)}
+    assert phases == {"forward", "backward to layer outputs", "Gram matrices", "per-sample gradients: conv 3x3",
+                      "per-sample gradients: depthwise conv 3x3", "per-sample gradients: conv 1x1",
+                      "per-sample gradients: grouped conv 1x5", "per-sample gradients: linear"}
+
+
 @pytest.mark.parametrize("include_bias", [False, True])
 def test_backends_agree_in_float64(include_bias):
     torch.manual_seed(0)

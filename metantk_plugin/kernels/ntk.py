@@ -32,12 +32,15 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from metantk_plugin.network_adapter import split_output
 
-__all__ = ["BACKENDS", "NTKResult", "empirical_ntk", "kernel_modules"]
+__all__ = ["BACKENDS", "PROFILE_PREFIX", "NTKResult", "empirical_ntk", "kernel_modules", "layer_kind"]
 
 BACKENDS = ("gram", "vmap", "loop")
+#: ``torch.profiler`` ranges of the ``gram`` backend start with this (``benchmarks/speed.py`` sums them).
+PROFILE_PREFIX = "metantk: "
 _KERNEL_TYPES = (nn.Conv2d, nn.Linear)
 
 
@@ -195,36 +198,59 @@ def _gram_backend(model: _WithHead, modules, params, x):
 
     handles = [m.register_forward_hook(make_hook(name)) for name, m in modules.items()]
     try:
-        out = model(x)
+        with record_function(f"{PROFILE_PREFIX}forward"):
+            out = model(x)
     finally:
         for h in handles:
             h.remove()
     features = model.last_features
     used = [c for c in calls if c[2].requires_grad]
-    grad_outputs = torch.autograd.grad(out.sum(), [c[2] for c in used], allow_unused=True)
+    with record_function(f"{PROFILE_PREFIX}backward to layer outputs"):
+        grad_outputs = torch.autograd.grad(out.sum(), [c[2] for c in used], allow_unused=True)
     per_sample: dict[str, dict[str, torch.Tensor]] = {}
     for (name, inp, _), gout in zip(used, grad_outputs):
         if gout is None:
             continue
         module = modules[name]
-        sample_grads = _per_sample_grads(module, inp, gout, params[name])
+        with record_function(f"{PROFILE_PREFIX}per-sample gradients: {layer_kind(module)}"):
+            sample_grads = _per_sample_grads(module, inp, gout, params[name])
         acc = per_sample.setdefault(name, {})
         for pname, gs in sample_grads.items():
             acc[pname] = acc[pname] + gs if pname in acc else gs
     grams = {}
-    for name, acc in per_sample.items():
-        grams[name] = sum(_gram(gs) for gs in acc.values())
+    with record_function(f"{PROFILE_PREFIX}Gram matrices"):
+        for name, acc in per_sample.items():
+            grams[name] = sum(_gram(gs) for gs in acc.values())
     return grams, features
 
 
+def layer_kind(module: nn.Module) -> str:
+    """A short name for the kind of a kernel layer: ``linear``, ``conv 1x1``, ``conv 3x3``,
+    ``depthwise conv 3x3``, ``grouped conv 3x3`` (used to label where the time goes)."""
+    if isinstance(module, nn.Linear):
+        return "linear"
+    size = "x".join(str(k) for k in module.kernel_size)
+    if module.groups == 1:
+        return f"conv {size}"
+    if module.groups == module.in_channels:
+        return f"depthwise conv {size}"
+    return f"grouped conv {size}"
+
+
 def _gram(per_sample: torch.Tensor) -> torch.Tensor:
+    """``J J^T`` of per-sample gradients ``J`` [N, P], accumulated in at least float32."""
     flat = per_sample.flatten(1)
-    return flat @ flat.T
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
+    with torch.autocast(flat.device.type, enabled=False):  # autocast would round the product back down
+        return flat @ flat.T
 
 
 def _per_sample_grads(module: nn.Module, inp: torch.Tensor, gout: torch.Tensor, plist) -> dict[str, torch.Tensor]:
     wanted = {pname for pname, _ in plist}
     n = inp.shape[0]
+    if inp.dtype != gout.dtype:  # under autocast a layer's input and output differ in dtype
+        inp = inp.to(gout.dtype)
     if isinstance(module, nn.Linear):
         a = inp.reshape(n, -1, inp.shape[-1])
         b = gout.reshape(n, -1, gout.shape[-1])

@@ -110,9 +110,10 @@ class MetaNTK:
             warnings.warn(f"{label}: NTK has NaN or infinite entries; MetaNTK condition number set to inf",
                           DegenerateKernelWarning, stacklevel=2)
             return MetaNTKResult(math.inf, None, None)
-        phi = metantk_from_kernels(kernels.ntk, k, n_tasks=tasks.n_tasks, n_query=tasks.n_query,
-                                   n_support=tasks.n_support, inner_lr_time=self.inner_lr_time, reg=self.reg)
-        return MetaNTKResult(condition_number(phi, label=label), kernel_eigenvalues(phi), phi)
+        with torch.autocast(device.type, enabled=False):  # the kernel algebra stays in the network's dtype
+            phi = metantk_from_kernels(kernels.ntk, k, n_tasks=tasks.n_tasks, n_query=tasks.n_query,
+                                       n_support=tasks.n_support, inner_lr_time=self.inner_lr_time, reg=self.reg)
+            return MetaNTKResult(condition_number(phi, label=label), kernel_eigenvalues(phi), phi)
 
     def condition_number(self, network: nn.Module, tasks: TaskBatch, *, label: str = "network") -> float:
         """The MetaNTK condition number of ``network`` on ``tasks`` (lower is better)."""
