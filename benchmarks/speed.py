@@ -15,6 +15,9 @@ relative difference of each score from the ``gram`` score, and the arithmetic fl
 (forward + backward + Gram FLOPs at the measured matmul rate). Below it, where ``gram``'s
 time goes: self CPU time by phase (forward, backward to the layer outputs, per-sample
 gradients, Gram matrices) and by layer kind (conv 3x3, depthwise conv 3x3, conv 1x1, ...).
+With ``--isolate`` every timed run happens in a fresh process after its own warm-up (the
+order stays interleaved): on a virtual machine the cost of a page fault depends on what ran
+before, and opacus's gigabytes of per-sample gradients slow the run after it.
 A float64 check confirms the backends agree to 1e-10. Peak RSS and peak CUDA memory are
 printed; ``--leak-check N`` scores N NAS-Bench-201 cells in a row and
 reports RSS after each tenth of them.
@@ -26,8 +29,10 @@ reports RSS after each tenth of them.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import math
+import multiprocessing
 import os
 import platform
 import resource
@@ -225,6 +230,31 @@ def time_one(fn: Callable[[], float], device: torch.device) -> tuple[float, floa
     return wall, cpu, value, after.ru_stime - before.ru_stime, after.ru_minflt - before.ru_minflt
 
 
+def isolated_run(strategy: str, network_key: str, threads: int, device_name: str) -> tuple:
+    """One timed score of ``strategy`` in this (fresh) process after one warm-up run:
+    ``time_one``'s tuple plus peak CUDA GiB (None on the CPU)."""
+    device = torch.device(device_name)
+    torch.set_num_threads(threads)
+    net = networks()[network_key][1]().to(device)
+    tasks = _tasks(device)
+    fn = strategies(strategy == "opacus")[strategy]
+    fn(net, tasks)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    timed = time_one(lambda: fn(net, tasks), device)
+    return (*timed, torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None)
+
+
+def _in_fresh_process(*args) -> tuple:
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(isolated_run, *args).result()
+
+
+def _tasks(device: torch.device) -> TaskBatch:
+    return synthetic_tasks(n_tasks=3, ways=5, shots=1, queries=1, image_size=32, seed=0).to(device)
+
+
 def float64_agreement(device: torch.device) -> dict[str, float]:
     """Max relative difference of each backend's MetaNTK matrix from the loop's, in float64."""
     net = build_network(NB201_ARCH, C=8, N=2, norm="group", seed=1).double().to(device)
@@ -261,6 +291,9 @@ def main() -> int:
     parser.add_argument("--leak-check", type=int, default=0, help="score this many NB201 cells and report RSS")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/speed_<device>.json)")
     parser.add_argument("--force", action="store_true", help="replace an existing result file")
+    parser.add_argument("--isolate", action="store_true",
+                        help="time every run in a fresh process (still interleaved), so that one strategy's "
+                             "memory churn does not slow the next; the default times all runs in this process")
     args = parser.parse_args()
     device = torch.device(args.device)
     out = args.out or RESULTS / f"speed_{device.type}.json"
@@ -274,7 +307,7 @@ def main() -> int:
     except ImportError:
         has_opacus = False
         print("opacus is not installed (pip install 'metantk-plugin[bench]'): its column is left out", file=sys.stderr)
-    tasks = synthetic_tasks(n_tasks=3, ways=5, shots=1, queries=1, image_size=32, seed=0).to(device)
+    tasks = _tasks(device)
     rate = matmul_gflops(device)
     skip = set(filter(None, args.skip.split(",")))
     chosen = {k: v for k, v in strategies(has_opacus).items() if k not in skip}
@@ -282,6 +315,7 @@ def main() -> int:
         "device": str(device), "machine": platform.processor() or platform.machine(),
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "torch": torch.__version__, "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "isolated_processes": args.isolate,
         "matmul_gflops": rate, "float64_max_relative_difference_vs_loop": float64_agreement(device), "networks": {},
     }
     for key, (name, factory) in networks().items():
@@ -292,13 +326,20 @@ def main() -> int:
         floor_s = floor_flops(net, x) / (rate * 1e9)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        for fn in chosen.values():  # warm-up
-            fn(net, tasks)
+        if not args.isolate:
+            for fn in chosen.values():  # warm-up
+                fn(net, tasks)
         runs: dict[str, list[tuple]] = {k: [] for k in chosen}
         peak_cuda: dict[str, float] = {}
         keys = list(chosen)
         for r in range(args.repeats):
             for k in keys[r % len(keys):] + keys[: r % len(keys)]:
+                if args.isolate:
+                    *timed, peak = _in_fresh_process(k, key, args.threads, str(device))
+                    runs[k].append(tuple(timed))
+                    if peak is not None:
+                        peak_cuda[k] = max(peak_cuda.get(k, 0.0), peak)
+                    continue
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 runs[k].append(time_one(lambda k=k, net=net: chosen[k](net, tasks), device))
