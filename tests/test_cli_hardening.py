@@ -156,6 +156,30 @@ def test_ctrl_c_in_search(tmp_path):
     assert "no result to keep" in _interrupted(status, err, "search")
 
 
+def test_ctrl_c_in_a_search_with_out_checkpoints_it_and_the_same_command_resumes_it(tmp_path, capsys):
+    args = [*SMALL_SEARCH[:-1], "--channels", "8", "--prune-number", "1", "--repeats", "2"]
+    status, err = interrupt_metantk([*args, "--out", str(tmp_path / "run")], cwd=tmp_path,
+                                    wait_for=r"MetaNTK-NAS on nb201: .*\| *[1-3]/4 ")  # a round done, one under way
+    assert "run the same command to resume it" in _interrupted(status, err, "search")
+    assert (tmp_path / "run" / "search-checkpoint.json").is_file()
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    capsys.readouterr()
+    resumed, whole = (json.loads((tmp_path / d / "search.json").read_text()) for d in ("run", "whole"))
+    assert (resumed["arch"], resumed["rounds"], resumed["alphas"]) == (whole["arch"], whole["rounds"], whole["alphas"])
+    assert not (tmp_path / "run" / "search-checkpoint.json").exists()
+
+
+def test_a_search_refuses_the_checkpoint_of_another_search_until_forced(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "search-checkpoint.json").write_text("{}")
+    assert main([*SMALL_SEARCH, "--out", str(out)]) == 2
+    assert "is not a metantk search checkpoint" in capsys.readouterr().err
+    assert main([*SMALL_SEARCH, "--out", str(out), "--force"]) == 0
+    assert (out / "search.json").is_file() and not (out / "search-checkpoint.json").exists()
+
+
 def test_ctrl_c_in_score_keeps_the_finished_architectures(tmp_path):
     out = tmp_path / "s.h5"
     args = ["score", "--archs", "sample:400", "--proxies", "metantk,synflow", "--out", str(out), "--chunk", "1",

@@ -148,3 +148,51 @@ def test_the_chosen_cell_stands_among_the_cells_of_the_table(tmp_path, monkeypat
     assert find_ground_truth() is None
     with pytest.raises(FileNotFoundError):
         find_ground_truth(tmp_path / "missing.csv")
+
+
+class _StopsAfter:
+    """A task source that stops the search (as Ctrl-C would) on its ``calls``-th draw."""
+
+    def __init__(self, calls: int):
+        self.calls = calls
+
+    def __call__(self, n_tasks: int, seed: int):
+        self.calls -= 1
+        if self.calls == 0:
+            raise KeyboardInterrupt
+        return tiny_source(n_tasks, seed)
+
+
+@pytest.mark.parametrize("stop_at_draw", [3, 4, 5])  # draws: the crop pool, then one per round and repeat
+def test_an_interrupted_search_resumes_to_the_same_result(tmp_path, stop_at_draw):
+    from metantk_plugin.search import SearchCheckpoint
+
+    space = NB201SearchSpace(channels=4, cells=1)
+    settings = SearchSettings(repeats=2, n_tasks=2, region_samples=50, seed=5, prune_number=2)
+    whole = run_pruning_search(space, tiny_source, settings)
+    path = tmp_path / "state.json"
+    with pytest.raises(KeyboardInterrupt):
+        run_pruning_search(space, _StopsAfter(stop_at_draw), settings,
+                           checkpoint=SearchCheckpoint(path, {"case": 1}, every_seconds=0))
+    saved = json.loads(path.read_text())
+    assert saved["kernel_evaluations"] > 0
+    resumed = run_pruning_search(space, tiny_source, settings, checkpoint=SearchCheckpoint(path, {"case": 1}))
+    assert resumed.architecture == whole.architecture
+    assert resumed.rounds == whole.rounds and resumed.alphas == whole.alphas
+    assert resumed.kernel_evaluations >= whole.kernel_evaluations  # an unfinished repeat scores its origin again
+    with pytest.raises(ValueError, match=r"holds another search \(case: 1 there, 2 now\)"):
+        run_pruning_search(space, tiny_source, settings, checkpoint=SearchCheckpoint(path, {"case": 2}))
+
+
+def test_a_checkpoint_that_is_not_one_is_refused_and_faithful_searches_take_none(tmp_path):
+    from metantk_plugin.search import SearchCheckpoint
+
+    space = NB201SearchSpace(channels=8, cells=1)
+    path = tmp_path / "state.json"
+    for text in ("{not json", '{"format": "something else"}', "[1, 2]"):
+        path.write_text(text)
+        with pytest.raises(ValueError, match="checkpoint"):
+            run_pruning_search(space, tiny_source, SearchSettings(n_tasks=1, region_samples=50),
+                               checkpoint=SearchCheckpoint(path, {}))
+    with pytest.raises(ValueError, match="faithful search .* cannot be resumed"):
+        run_pruning_search(space, tiny_source, SearchSettings(faithful=True), checkpoint=SearchCheckpoint(path, {}))

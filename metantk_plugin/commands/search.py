@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_dataclass_arguments(p, SearchSettings, choices={"algorithm": METANTK_ALGORITHMS})
     add_dataclass_arguments(p, TaskSpec, ["data", "ways", "shots", "queries", "image_size"])
     p.add_argument("--truth", help="NAS-Bench-201 accuracy file (.csv.gz, .pth, .db, NATS-Bench) for nb201")
-    p.add_argument("--out", type=Path, help="folder for search.json (refused if it already holds one, unless --force)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing search.json in --out")
+    p.add_argument("--out", type=Path,
+                   help="folder for search.json (refused if it already holds one, unless --force); an unfinished "
+                        "search keeps its state in search-checkpoint.json there, and the same command resumes it")
+    p.add_argument("--force", action="store_true",
+                   help="start afresh: replace search.json and any checkpoint in --out")
     p.add_argument("--json", action="store_true", help="print the result object as JSON on stdout")
     p.set_defaults(func=run_command)
 
@@ -90,7 +94,31 @@ def _nb201_truth(arch: str, table) -> dict[str, Any] | None:
     return {"source": table.description, "test_accuracy_200_epochs": standing}
 
 
-@command("search", interrupted="the search stopped before it finished, so there is no result to keep")
+CHECKPOINT_NAME = "search-checkpoint.json"
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    checkpoint = args.out / CHECKPOINT_NAME if args.out else None
+    if checkpoint is not None and checkpoint.is_file():
+        return f"the search so far is checkpointed in {checkpoint}; run the same command to resume it"
+    return "the search stopped before it finished, so there is no result to keep"
+
+
+def _checkpoint(args: argparse.Namespace, settings: SearchSettings, channels: int, cells: int):
+    """The resumable state of this search in --out (None without --out, or for a faithful search)."""
+    from metantk_plugin.search.checkpoint import SearchCheckpoint
+
+    if args.out is None or settings.faithful:
+        return None
+    checkpoint = SearchCheckpoint(args.out / CHECKPOINT_NAME, {
+        "space": args.space, "data": args.data, "channels": channels, "cells": cells, "ways": args.ways,
+        "shots": args.shots, "queries": args.queries, "image_size": args.image_size, "settings": asdict(settings)})
+    if args.force:
+        checkpoint.remove()
+    return checkpoint
+
+
+@command("search", interrupted=_interrupted)
 def run_command(args: argparse.Namespace) -> int:
     from metantk_plugin.data.sources import task_sampler_from_spec
     from metantk_plugin.memory import check_fits, kernel_run_bytes
@@ -111,12 +139,16 @@ def run_command(args: argparse.Namespace) -> int:
     space = build_search_space(args.space, channels, cells)
     sampler = task_sampler_from_spec(args.data, split="train", image_size=args.image_size, ways=args.ways,
                                      shots=args.shots, queries=args.queries, seed=args.seed)
-    result = run_pruning_search(space, lambda n, seed: sampler.sample(n, seed), settings, progress=not args.json)
+    checkpoint = _checkpoint(args, settings, channels, cells)
+    result = run_pruning_search(space, lambda n, seed: sampler.sample(n, seed), settings, progress=not args.json,
+                                checkpoint=checkpoint)
     report: dict[str, Any] = {"space": space.name, "data": args.data, **result.to_dict()}
     report.update(report.pop("architecture"))
     if space.name == "nb201":
         report["ground_truth"] = _nb201_truth(report["arch"], table)
     failure = _save(report, out_file) if out_file is not None else None
+    if checkpoint is not None and failure is None:
+        checkpoint.remove()
     if args.json:
         print(json.dumps(report))
     else:

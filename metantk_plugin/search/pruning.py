@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.te_nas import linear_region_count, ntk_condition_number
+from metantk_plugin.search.checkpoint import SearchCheckpoint
 from metantk_plugin.search.settings import INDICATORS, SearchSettings
 from metantk_plugin.search.space import REMOVED, PrunableSpace
 from metantk_plugin.spaces.mixed_edges import active_operations
@@ -213,63 +214,114 @@ def _with_removed(alphas: dict[str, torch.Tensor], cand: Candidate, op_index: in
 
 
 def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int, int], TaskBatch],
-                       settings: SearchSettings | None = None, *, progress: bool = False) -> SearchResult:
-    """Prune ``space``'s supernet to one architecture using tasks from ``source``."""
+                       settings: SearchSettings | None = None, *, progress: bool = False,
+                       checkpoint: SearchCheckpoint | None = None) -> SearchResult:
+    """Prune ``space``'s supernet to one architecture using tasks from ``source``.
+
+    With a ``checkpoint`` the search saves its state as it goes and when it stops for any
+    reason, and a search started again with the same checkpoint resumes where it stopped,
+    with the same result (the origin of an unfinished round and repeat is scored again,
+    so the evaluation counts include that). A faithful search draws from torch's global
+    random state, so it cannot be resumed and refuses a checkpoint."""
     s = settings or SearchSettings()
+    if checkpoint is not None and s.faithful:
+        raise ValueError("a faithful search draws from torch's global random state and cannot be resumed; "
+                         "run it without a checkpoint")
     source = as_task_sampler(source)
     start = time.perf_counter()
     scorer = _Scorer(s)
     alphas = {k: v.clone().float() for k, v in space.initial_alphas().items()}
     rounds: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    seconds_before = 0.0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        alphas = {k: torch.tensor(v, dtype=torch.float32) for k, v in saved["alphas"].items()}
+        rounds, current, seconds_before = saved["rounds"], saved["current"], float(saved["seconds"])
+        scorer.kernel_evaluations = int(saved["kernel_evaluations"])
+        scorer.region_evaluations = int(saved["region_evaluations"])
+    under_way: dict[str, Any] = {"current": current}
+
+    def save(*, force: bool = False) -> None:
+        if checkpoint is not None:
+            current = under_way["current"]
+            checkpoint.save({
+                "alphas": {k: v.tolist() for k, v in alphas.items()}, "rounds": rounds,
+                "current": None if current is None else {**current, "candidates": [asdict(c) for c in
+                                                                                   current["candidates"]]},
+                "kernel_evaluations": scorer.kernel_evaluations, "region_evaluations": scorer.region_evaluations,
+                "seconds": seconds_before + time.perf_counter() - start,
+            }, force=force)
+
+    def resumed_or(fresh: Callable[[], list[Candidate]], **where: Any) -> list[Candidate]:
+        """The saved candidates of this round when the search stopped in it, else ``fresh()``."""
+        nonlocal current
+        if current is not None and all(current.get(k) == v for k, v in where.items()):
+            cands = [Candidate(**{**c, "pruned": False}) for c in current["candidates"]]
+            current = None
+        else:
+            cands = fresh()
+        under_way["current"] = {**where, "candidates": cands}
+        return cands
+
     rank_precision = s.effective_precision
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.seed)
         head_rng = np.random.default_rng(s.seed)
         pool = source.sample(10, _derived_seed(s.seed, 999)).inputs()
-        round_index = 0
-        with tqdm(desc=f"MetaNTK-NAS on {space.name}", unit="round", total=_planned_rounds(space, alphas, s),
-                   disable=not progress) as bar:
-            while True:
-                active = {c: active_operations(a) for c, a in alphas.items()}
-                cands = [Candidate(c, e, space.op_names[o]) for c in space.cell_types for e in range(space.n_edges)
-                         if len(active[c][e]) > 1 for o in active[c][e]]
-                if not cands:
-                    break
-                _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng,
-                                  whole_edge=False)
-                removed: dict[tuple[str, int], int] = {}
-                for c in _ranked(cands, rank_precision):
-                    edge_active = len(active[c.cell][c.edge])
-                    if removed.get((c.cell, c.edge), 0) < min(s.prune_number, edge_active - 1):
-                        removed[(c.cell, c.edge)] = removed.get((c.cell, c.edge), 0) + 1
-                        alphas[c.cell][c.edge, space.op_names.index(c.op)] = REMOVED
-                        c.pruned = True
-                rounds.append({"phase": 1, "round": round_index, "candidates": [asdict(c) for c in cands]})
-                round_index += 1
-                bar.update(1)
-            for cell in space.cell_types:
-                for lo, hi in space.edge_groups:
-                    edges = [e for e, ops in enumerate(active_operations(alphas[cell][lo:hi]), lo) if ops]
-                    if len(edges) <= 2:
-                        continue
-                    cands = [Candidate(cell, e, space.op_names[int(torch.argmax(alphas[cell][e]))]) for e in edges]
+        round_index = len(rounds)
+        with tqdm(desc=f"MetaNTK-NAS on {space.name}", unit="round", initial=round_index,
+                  total=round_index + _planned_rounds(space, alphas, s), disable=not progress) as bar:
+            try:
+                while True:
+                    active = {c: active_operations(a) for c, a in alphas.items()}
+                    cands = resumed_or(lambda active=active: [
+                        Candidate(c, e, space.op_names[o]) for c in space.cell_types for e in range(space.n_edges)
+                        if len(active[c][e]) > 1 for o in active[c][e]], phase=1)
+                    if not cands:
+                        break
                     _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng,
-                                      whole_edge=True)
-                    for rank_pos, c in enumerate(_ranked(cands, rank_precision)):
-                        if rank_pos < len(cands) - 2:
-                            alphas[cell][c.edge, :] = REMOVED
+                                      whole_edge=False, scored=save)
+                    removed: dict[tuple[str, int], int] = {}
+                    for c in _ranked(cands, rank_precision):
+                        edge_active = len(active[c.cell][c.edge])
+                        if removed.get((c.cell, c.edge), 0) < min(s.prune_number, edge_active - 1):
+                            removed[(c.cell, c.edge)] = removed.get((c.cell, c.edge), 0) + 1
+                            alphas[c.cell][c.edge, space.op_names.index(c.op)] = REMOVED
                             c.pruned = True
-                    rounds.append({"phase": 2, "round": round_index, "cell": cell, "group": [lo, hi],
-                                   "candidates": [asdict(c) for c in cands]})
+                    rounds.append({"phase": 1, "round": round_index, "candidates": [asdict(c) for c in cands]})
+                    under_way["current"] = None
                     round_index += 1
                     bar.update(1)
+                for cell in space.cell_types:
+                    for lo, hi in space.edge_groups:
+                        edges = [e for e, ops in enumerate(active_operations(alphas[cell][lo:hi]), lo) if ops]
+                        if len(edges) <= 2:
+                            continue
+                        cands = resumed_or(lambda cell=cell, edges=edges: [
+                            Candidate(cell, e, space.op_names[int(torch.argmax(alphas[cell][e]))]) for e in edges],
+                            phase=2, cell=cell, group=[lo, hi])
+                        _score_candidates(space, source, s, scorer, alphas, cands, round_index, pool, head_rng,
+                                          whole_edge=True, scored=save)
+                        for rank_pos, c in enumerate(_ranked(cands, rank_precision)):
+                            if rank_pos < len(cands) - 2:
+                                alphas[cell][c.edge, :] = REMOVED
+                                c.pruned = True
+                        rounds.append({"phase": 2, "round": round_index, "cell": cell, "group": [lo, hi],
+                                       "candidates": [asdict(c) for c in cands]})
+                        under_way["current"] = None
+                        round_index += 1
+                        bar.update(1)
+            except BaseException:
+                save(force=True)
+                raise
     return SearchResult(
         architecture=space.describe(alphas),
         rounds=rounds,
         alphas={k: v.tolist() for k, v in alphas.items()},
         kernel_evaluations=scorer.kernel_evaluations,
         region_evaluations=scorer.region_evaluations,
-        seconds=time.perf_counter() - start,
+        seconds=seconds_before + time.perf_counter() - start,
         settings={k: (str(v) if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(s).items()},
     )
 
@@ -292,8 +344,11 @@ def _ranked(cands: list[Candidate], precision: int | None) -> list[Candidate]:
 
 def _score_candidates(space: PrunableSpace, source: TaskSampler, s: SearchSettings, scorer: _Scorer,
                       alphas: dict[str, torch.Tensor], cands: list[Candidate], round_index: int,
-                      pool: torch.Tensor, head_rng: np.random.Generator, *, whole_edge: bool) -> None:
-    """Fill ``kappa_deltas`` and ``region_deltas`` of every candidate, one entry per repeat."""
+                      pool: torch.Tensor, head_rng: np.random.Generator, *, whole_edge: bool,
+                      scored: Callable[[], None] = lambda: None) -> None:
+    """Fill ``kappa_deltas`` and ``region_deltas`` of every candidate, one entry per repeat;
+    ``scored()`` after each entry. In the default mode a candidate that already has the
+    entry of a repeat (a resumed round) is skipped, and so is a repeat that all have."""
     device = torch.device(s.device)
 
     def cand_alphas(c: Candidate) -> dict[str, torch.Tensor]:
@@ -328,6 +383,9 @@ def _score_candidates(space: PrunableSpace, source: TaskSampler, s: SearchSettin
         space.apply_alphas(net, alphas)
         return
     for repeat in range(s.repeats):
+        todo = [c for c in cands if len(c.kappa_deltas) <= repeat]
+        if not todo:
+            continue
         batch_seed = _derived_seed(s.seed, round_index, repeat, 1)
         gen = torch.Generator().manual_seed(_derived_seed(s.seed, round_index, repeat, 2))
         crops = _region_inputs(pool, s.region_samples, gen).to(device)
@@ -339,12 +397,14 @@ def _score_candidates(space: PrunableSpace, source: TaskSampler, s: SearchSettin
         head_seed = _derived_seed(batch_seed, 3)
         k_o = scorer.kappa(net, tasks, head_seed, "origin")
         r_o = scorer.regions(thin, crops)
-        for c in cands:
+        for c in todo:
             trial = cand_alphas(c)
             space.apply_alphas(net, trial)
             k_c = scorer.kappa(net, tasks, head_seed, f"{c.cell}/{c.edge}/{c.op}")
-            c.kappa_deltas.append(_relative_change(k_o, k_c, precision))
             space.apply_alphas(thin, trial)
-            c.region_deltas.append(_relative_change(r_o, scorer.regions(thin, crops), precision))
+            r_c = scorer.regions(thin, crops)
+            c.kappa_deltas.append(_relative_change(k_o, k_c, precision))
+            c.region_deltas.append(_relative_change(r_o, r_c, precision))
+            scored()
         space.apply_alphas(net, alphas)
         space.apply_alphas(thin, alphas)
