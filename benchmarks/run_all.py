@@ -22,6 +22,7 @@ BENCHMARKS = {
     "nb201_metantk_sensitivity": ["nb201_metantk_sensitivity.py"],
     "nb201_search_seeds": ["nb201_search_seeds.py"],
     "darts_search_cpu_estimate": ["gpu_check.py", "--cpu-search-estimate"],
+    "darts_full_search": ["darts_full_search.py"],
     "omniglot_maml_anchor": ["omniglot_maml_anchor.py"],
     "maml_vs_learn2learn": ["maml_vs_learn2learn.py"],
     "nni_regularized_evolution": ["nni_regularized_evolution.py"],
