@@ -54,7 +54,8 @@ def markdown(r: dict) -> str:
         "# The full-size few-shot DARTS search on the CPU",
         "",
         f"C={c['channels']}, {c['cells']} cells, {c['repeats']} repeats, {c['tasks']} tasks of Omniglot at "
-        f"{c['image_size']}x{c['image_size']}, seed {c['seed']}; {r['cpus']} CPUs ({r['machine']}), torch {r['torch']}.",
+        f"{c['image_size']}x{c['image_size']}, seed {c['seed']}; {r['cpus']} CPUs ({r['machine']}), "
+        f"torch {r['torch']}.",
         "",
         f"- wall time: {r['minutes']:.1f} minutes, summed over resumptions ({verdict} the "
         f"{c['target_minutes']}-minute target)",
