@@ -196,3 +196,16 @@ def test_a_checkpoint_that_is_not_one_is_refused_and_faithful_searches_take_none
                                checkpoint=SearchCheckpoint(path, {}))
     with pytest.raises(ValueError, match="faithful search .* cannot be resumed"):
         run_pruning_search(space, tiny_source, SearchSettings(faithful=True), checkpoint=SearchCheckpoint(path, {}))
+
+
+def test_a_checkpoint_that_cannot_be_written_warns_and_the_search_goes_on(tmp_path):
+    from metantk_plugin.search import SearchCheckpoint
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    space = NB201SearchSpace(channels=4, cells=1)
+    settings = SearchSettings(n_tasks=1, region_samples=50, prune_number=4)
+    with pytest.warns(RuntimeWarning, match="cannot write the search checkpoint"):
+        result = run_pruning_search(space, tiny_source, settings,
+                                    checkpoint=SearchCheckpoint(blocked / "state.json", {}, every_seconds=0))
+    assert result.architecture == run_pruning_search(space, tiny_source, settings).architecture

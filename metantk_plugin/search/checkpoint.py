@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class SearchCheckpoint:
         self.identity = json.loads(json.dumps(dict(identity), default=_json_value))
         self.every_seconds = every_seconds
         self._last_save = -math.inf
+        self._warned = False
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is no file. ValueError when the file is not
@@ -58,14 +60,22 @@ class SearchCheckpoint:
 
     def save(self, state: Mapping[str, Any], *, force: bool = False) -> bool:
         """Write ``state`` (the keys of a checkpoint) when ``every_seconds`` have passed since
-        the last save, or at once when ``force``; True when written."""
+        the last save, or at once when ``force``; True when written. A file that cannot be
+        written is a warning (once), not an error: the search matters more than its checkpoint."""
         now = time.monotonic()
         if not force and now - self._last_save < self.every_seconds:
             return False
         text = json.dumps({"format": _FORMAT, "version": _VERSION, "identity": self.identity,
                            **{k: state[k] for k in _KEYS}}, default=_json_value)
-        write_file_atomically(self.path, text)
         self._last_save = now
+        try:
+            write_file_atomically(self.path, text)
+        except OSError as error:  # the search goes on; only its resumability is lost
+            if not self._warned:
+                warnings.warn(f"cannot write the search checkpoint {self.path} ({error.strerror or error}); "
+                              "the search goes on, but cannot be resumed if it stops", RuntimeWarning, stacklevel=2)
+                self._warned = True
+            return False
         return True
 
     def remove(self) -> None:
