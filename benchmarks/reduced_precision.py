@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _options import BENCHMARKS, existing_file
+from nb201_frontier import _bootstrap_spearman
 from nb201_proxy_correlation import settings_from_config
 from speed import networks, synthetic_tasks
 from tqdm import tqdm
@@ -36,7 +37,7 @@ from metantk_plugin import __version__
 from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.proxies import compute_proxy, resolve_proxy
 from metantk_plugin.scoring.architectures import build_architecture, select_architectures
-from metantk_plugin.scoring.correlation import oriented, spearman
+from metantk_plugin.scoring.correlation import oriented
 from metantk_plugin.scoring.run import sample_tasks
 from metantk_plugin.scoring.settings import architecture_seed
 from metantk_plugin.spaces.nasbench201 import GroundTruth
@@ -55,10 +56,8 @@ def _timed(fn):
 
 
 def _bootstrap(x: np.ndarray, y: np.ndarray, n: int) -> tuple[float, float, float]:
-    idx = np.random.default_rng(0).integers(0, len(x), size=(n, len(x)))
-    boot = spearman(x[idx], y[idx])
-    low, high = np.percentile(boot[np.isfinite(boot)], [2.5, 97.5])
-    return float(spearman(x, y)), float(low), float(high)
+    rho, (low, high) = _bootstrap_spearman(x, y, n)
+    return rho, low, high
 
 
 def score_cells(config: dict, dtype: torch.dtype) -> dict:
