@@ -44,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _options import positive_int
 from torch import nn
 
 from metantk_plugin.atomic_files import write_file_atomically
@@ -284,9 +285,9 @@ def _current_rss_mb() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per strategy (default 5)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads on CPU (default 2)")
-    parser.add_argument("--networks", default="all", help="'nb201', 'darts' or 'all'")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs per strategy (default 5)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="torch threads on CPU (default 2)")
+    parser.add_argument("--networks", default="all", choices=("nb201", "darts", "all"), help="which networks")
     parser.add_argument("--skip", default="", help="comma-separated strategies to leave out (e.g. loop)")
     parser.add_argument("--leak-check", type=int, default=0, help="score this many NB201 cells and report RSS")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/speed_<device>.json)")
