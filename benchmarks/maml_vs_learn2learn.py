@@ -2,21 +2,23 @@
 
 Protocol: the Omniglot anchor's (configs/omniglot_maml_anchor.json: Conv-4 with 112,261
 parameters, 5-way 1-shot, 15 queries, inner lr 0.4, 1 inner step, 32 tasks per meta-batch,
-BatchNorm on batch statistics, Adam 1e-3), with configs/maml_vs_learn2learn.json. Both
-sides start from the same weights (one Conv-4, copied) and see the same meta-batches of our
-sampler, drawn before the clock starts. learn2learn 0.2.0 runs its canonical loop around the
+BatchNorm on batch statistics, Adam 1e-3), with configs/maml_vs_learn2learn.json. Three
+sides: ours with float32 query passes, ours with bfloat16 ones (``query_precision``: the
+inner loop and the meta-gradient stay float32), and learn2learn (float32). All start from
+the same weights (one Conv-4, copied) and see the same meta-batches of our sampler, drawn
+before the clock starts. learn2learn 0.2.0 runs its canonical loop around the
 copy: ``learner = maml.clone(); learner.adapt(support loss); query loss / T backward``, then
 Adam. The same torch thread count serves both (``torch.set_num_threads``).
 
-1. Gradient check: on the first meta-batch, the meta-gradients of both sides (MAML and
-   first-order MAML), their largest difference relative to the largest entry stated beside
-   each side's float32 rounding (its difference from a float64 meta-gradient); the run stops
-   if the difference passes the config's tolerance.
+1. Gradient check: on the first meta-batch, the meta-gradient of each of our sides against
+   learn2learn's (MAML and first-order MAML), the largest difference relative to the largest
+   entry, stated beside each side's difference from a float64 meta-gradient (its rounding);
+   the run stops if a difference passes the config's tolerance for that precision.
 2. Timing: ``--iterations`` meta-steps of each side, interleaved (the side that goes first
-   alternates), after ``warmup`` untimed ones; medians, quartiles and the ratio of the
-   paired per-iteration times (learn2learn / ours: the speed-up).
-3. ``--accuracy``: 628 MAML / 763 first-order iterations of both sides, interleaved (timed
-   too), then meta-test accuracy with 95% intervals on 600 episodes.
+   rotates), after ``warmup`` untimed ones; medians, quartiles and the ratios of the paired
+   per-iteration times (learn2learn / ours: the speed-up).
+3. ``--accuracy``: 628 MAML / 763 first-order iterations of every side, interleaved (timed
+   too), then meta-test accuracy (float32) with 95% intervals on 600 episodes.
 
     python benchmarks/maml_vs_learn2learn.py --iterations 20
     python benchmarks/maml_vs_learn2learn.py --accuracy --name maml_vs_learn2learn_accuracy
@@ -48,7 +50,14 @@ from metantk_plugin.data.episodes import derive_seed
 from metantk_plugin.data.errors import DatasetError
 from metantk_plugin.fewshot.conv4 import Conv4
 from metantk_plugin.fewshot.evaluation import evaluate_episodes
-from metantk_plugin.fewshot.maml import STRATEGIES, MetaConfig, MetaLearner, meta_gradient, use_batch_statistics
+from metantk_plugin.fewshot.maml import (
+    QUERY_PRECISIONS,
+    STRATEGIES,
+    MetaConfig,
+    MetaLearner,
+    meta_gradient,
+    use_batch_statistics,
+)
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "configs" / "maml_vs_learn2learn.json"
@@ -115,66 +124,80 @@ class Learn2LearnSide:
         return torch.stack(accuracies)
 
 
-def sides(l2l, protocol: dict, algorithm: str, strategy: str) -> tuple[MetaLearner, Learn2LearnSide]:
-    """Ours and learn2learn's, from one Conv-4 (BatchNorm on batch statistics)."""
+def ours_name(precision: str) -> str:
+    return f"ours_{precision}"
+
+
+def sides(l2l, protocol: dict, algorithm: str, strategy: str, precisions: list[str]) -> dict:
+    """Ours in each query precision, then learn2learn's, from one Conv-4 (BatchNorm on batch
+    statistics): ``{"ours_float32": MetaLearner, ..., "learn2learn": Learn2LearnSide}``."""
     torch.manual_seed(protocol["seed"])
     network = use_batch_statistics(Conv4(num_classes=protocol["ways"], in_channels=1))
-    theirs = Learn2LearnSide(l2l, network, protocol, algorithm)
-    ours = MetaLearner(network, MetaConfig(algorithm=algorithm, inner_lr=protocol["inner_lr"],
-                                           inner_steps=protocol["inner_steps"], meta_lr=protocol["meta_lr"],
-                                           strategy=strategy))
-    return ours, theirs
+    out = {ours_name(precision): MetaLearner(copy.deepcopy(network), MetaConfig(
+        algorithm=algorithm, inner_lr=protocol["inner_lr"], inner_steps=protocol["inner_steps"],
+        meta_lr=protocol["meta_lr"], strategy=strategy, query_precision=precision)) for precision in precisions}
+    out["learn2learn"] = Learn2LearnSide(l2l, network, protocol, algorithm)
+    return out
 
 
-def gradient_check(l2l, protocol: dict, tasks, algorithm: str, strategy: str) -> dict:
-    """Both float32 meta-gradients on ``tasks``, their largest difference, and each one's
-    largest difference from a float64 one (``loop``): the float32 rounding to expect."""
-    ours, theirs = sides(l2l, protocol, algorithm, strategy)
-    reference, _, _ = meta_gradient(copy.deepcopy(ours.network).double(), tasks.to(dtype=torch.float64),
-                                    replace(ours.config, strategy="loop"))
-    grads, loss, accuracy = meta_gradient(ours.network, tasks, ours.config)
+def gradient_check(l2l, protocol: dict, tasks, algorithm: str, strategy: str, precisions: list[str]) -> dict:
+    """Each side's meta-gradient on ``tasks``; per side of ours, its largest difference from
+    learn2learn's; per side, its largest difference from a float64 one (``loop``): the
+    rounding to expect. Differences are relative to the largest float64 entry."""
+    named = sides(l2l, protocol, algorithm, strategy, precisions)
+    theirs = named.pop("learn2learn")
+    first = next(iter(named.values()))
+    reference, _, _ = meta_gradient(copy.deepcopy(first.network).double(), tasks.to(dtype=torch.float64),
+                                    replace(first.config, strategy="loop", query_precision="float32"))
     their_loss, their_accuracy = theirs.accumulate(tasks)
-    names = [name for name, _ in ours.network.named_parameters()]
+    names = [name for name, _ in first.network.named_parameters()]
     their_grads = dict(zip(names, (p.grad for p in theirs.maml.parameters())))
     scale = max(float(g.abs().max()) for g in reference.values())
 
     def largest(a: dict, b: dict) -> float:
         return max(float((a[name].double() - b[name].double()).abs().max()) for name in names) / scale
 
-    return {"relative": largest(grads, their_grads), "max_abs_gradient": scale,
-            "ours_vs_float64": largest(grads, reference), "learn2learn_vs_float64": largest(their_grads, reference),
-            "loss": [loss, their_loss], "accuracy": [accuracy, their_accuracy]}
+    check = {"max_abs_gradient": scale, "learn2learn": {"vs_float64": largest(their_grads, reference),
+                                                        "loss": their_loss, "accuracy": their_accuracy}}
+    for name, ours in named.items():
+        grads, loss, accuracy = meta_gradient(ours.network, tasks, ours.config)
+        check[name] = {"vs_learn2learn": largest(grads, their_grads), "vs_float64": largest(grads, reference),
+                       "loss": loss, "accuracy": accuracy}
+    return check
 
 
-def interleaved(ours, theirs, batches, warmup: int, report_every: int = 0) -> dict:
-    """Per-iteration wall and CPU seconds of both sides, alternating which goes first; a line
+def interleaved(named: dict, batches, warmup: int, report_every: int = 0) -> dict:
+    """Per-iteration wall and CPU seconds of every side, rotating which goes first; a line
     every ``report_every`` iterations if set."""
-    times = {"ours": {"wall": [], "cpu": []}, "learn2learn": {"wall": [], "cpu": []}}
+    times = {name: {"wall": [], "cpu": []} for name in named}
+    order = list(named.items())
     for i, tasks in enumerate(batches):
-        order = [("ours", ours), ("learn2learn", theirs)]
-        for name, side in order if i % 2 == 0 else order[::-1]:
+        shift = i % len(order)
+        for name, side in order[shift:] + order[:shift]:
             wall, cpu = time.perf_counter(), time.process_time()
             side.meta_step(tasks)
             if i >= warmup:
                 times[name]["wall"].append(time.perf_counter() - wall)
                 times[name]["cpu"].append(time.process_time() - cpu)
         if report_every and (i + 1) % report_every == 0:
-            print(f"  {i + 1} iterations, {sum(times['ours']['wall']):.0f} s ours, "
-                  f"{sum(times['learn2learn']['wall']):.0f} s learn2learn", flush=True)
+            print(f"  {i + 1} iterations: " + ", ".join(f"{sum(t['wall']):.0f} s {name}" for name, t in times.items()),
+                  flush=True)
     return times
 
 
 def summary(times: dict) -> dict:
-    """Medians and quartiles of each side, and of the paired ratios learn2learn / ours."""
+    """Medians and quartiles of each side, and of the paired ratios learn2learn / ours for
+    each side of ours (``speedup``)."""
     def spread(values: list[float]) -> dict:
         q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
         return {"median": statistics.median(values), "q1": q[0], "q3": q[2], "min": min(values), "max": max(values)}
 
     out = {}
     for clock in ("wall", "cpu"):
-        ours, theirs = times["ours"][clock], times["learn2learn"][clock]
-        out[clock] = {"ours": spread(ours), "learn2learn": spread(theirs),
-                      "speedup": spread([b / a for a, b in zip(ours, theirs)])}
+        theirs = times["learn2learn"][clock]
+        out[clock] = {name: spread(t[clock]) for name, t in times.items()}
+        out[clock]["speedup"] = {name: spread([b / a for a, b in zip(t[clock], theirs)])
+                                 for name, t in times.items() if name != "learn2learn"}
     return out
 
 
@@ -186,25 +209,34 @@ def lazy_batches(train, protocol: dict, iterations: int):
 def table(rows: dict, meta: dict) -> str:
     lines = [f"# MAML vs learn2learn, one process ({meta['threads']} thread(s), strategy {meta['strategy']}, "
              f"load average at start {meta['load_average']})", "",
-             "| algorithm | iterations | ours s/it (median [q1, q3]) | learn2learn s/it | speed-up (median of "
-             "paired ratios [q1, q3]) | CPU-time speed-up | gradient difference / largest entry |",
-             "|---|---|---|---|---|---|---|"]
+             "| algorithm | our query passes | iterations | ours s/it (median [q1, q3]) | learn2learn s/it | speed-up "
+             "(median of paired ratios [q1, q3]) | CPU-time speed-up | gradient difference from learn2learn / "
+             "largest entry (from float64: ours, learn2learn) |",
+             "|---|---|---|---|---|---|---|---|"]
     for algorithm, row in rows.items():
         wall, cpu, check = row["timing"]["wall"], row["timing"]["cpu"], row["gradient_check"]
-        lines.append(f"| {algorithm} | {row['timed_iterations']} | {wall['ours']['median']:.3f} "
-                     f"[{wall['ours']['q1']:.3f}, {wall['ours']['q3']:.3f}] | {wall['learn2learn']['median']:.3f} "
-                     f"[{wall['learn2learn']['q1']:.3f}, {wall['learn2learn']['q3']:.3f}] | "
-                     f"{wall['speedup']['median']:.2f}x [{wall['speedup']['q1']:.2f}, {wall['speedup']['q3']:.2f}] | "
-                     f"{cpu['speedup']['median']:.2f}x | {check['relative']:.1e} (float32 rounding "
-                     f"{check['ours_vs_float64']:.1e}, {check['learn2learn_vs_float64']:.1e}) |")
+        theirs = wall["learn2learn"]
+        for name, speedup in wall["speedup"].items():
+            ours = wall[name]
+            lines.append(
+                f"| {algorithm} | {name.removeprefix('ours_')} | {row['timed_iterations']} | {ours['median']:.3f} "
+                f"[{ours['q1']:.3f}, {ours['q3']:.3f}] | {theirs['median']:.3f} "
+                f"[{theirs['q1']:.3f}, {theirs['q3']:.3f}] | {speedup['median']:.2f}x "
+                f"[{speedup['q1']:.2f}, {speedup['q3']:.2f}] | "
+                f"{cpu['speedup'][name]['median']:.2f}x | {check[name]['vs_learn2learn']:.1e} "
+                f"({check[name]['vs_float64']:.1e}, {check['learn2learn']['vs_float64']:.1e}) |")
     accuracy_rows = {a: r["accuracy"] for a, r in rows.items() if "accuracy" in r}
     if accuracy_rows:
-        lines += ["", "| algorithm | iterations | ours meta-test accuracy | learn2learn | episodes | speed-up over "
-                  "the run (median of paired ratios) |", "|---|---|---|---|---|---|"]
-        lines += [f"| {a} | {r['iterations']} | {100 * r['ours']['accuracy']:.2f} ± {100 * r['ours']['ci95']:.2f} % | "
-                  f"{100 * r['learn2learn']['accuracy']:.2f} ± {100 * r['learn2learn']['ci95']:.2f} % | "
-                  f"{r['ours']['episodes']} | {r['timing']['wall']['speedup']['median']:.2f}x |"
-                  for a, r in accuracy_rows.items()]
+        lines += ["", "| algorithm | side | iterations | meta-test accuracy (95 % interval) | episodes | speed-up over "
+                  "learn2learn in the run (median of paired ratios [q1, q3]) |", "|---|---|---|---|---|---|"]
+        for algorithm, r in accuracy_rows.items():
+            speedups = r["timing"]["wall"]["speedup"]
+            for name in [*speedups, "learn2learn"]:
+                result, speedup = r[name], speedups.get(name)
+                ratio = f"{speedup['median']:.2f}x [{speedup['q1']:.2f}, {speedup['q3']:.2f}]" if speedup else "1"
+                lines.append(f"| {algorithm} | {name.replace('ours_', 'ours, ')} | {r['iterations']} | "
+                             f"{100 * result['accuracy']:.2f} ± {100 * result['ci95']:.2f} % | {result['episodes']} | "
+                             f"{ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -217,6 +249,8 @@ def main() -> None:
                         "(default: the config's 20)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: the anchor's 1)")
     parser.add_argument("--strategy", default=None, choices=STRATEGIES, help="ours (default: the config's auto)")
+    parser.add_argument("--query-precisions", nargs="+", default=None, choices=QUERY_PRECISIONS,
+                        help="our sides (default: the config's float32 bfloat16)")
     parser.add_argument("--accuracy", action="store_true", help="also train both sides for 628 / 763 iterations "
                         "and compare meta-test accuracy (hours on one thread)")
     parser.add_argument("--episodes", type=positive_int, default=None, help="meta-test episodes (default: 600)")
@@ -234,6 +268,7 @@ def main() -> None:
     threads = args.threads or protocol["threads"]
     torch.set_num_threads(threads)
     strategy = args.strategy or config["strategy"]
+    precisions = args.query_precisions or config["query_precisions"]
     iterations = args.iterations or config["timing"]["iterations"]
     warmup = config["timing"]["warmup"]
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -247,25 +282,26 @@ def main() -> None:
 
     rows = {}
     for algorithm in args.algorithms:
-        check = gradient_check(l2l, protocol, batches[0], algorithm, strategy)
-        print(f"{algorithm}: the meta-gradients differ by at most {check['relative']:.2e} of the largest entry "
-              f"(float32 rounding, from float64: ours {check['ours_vs_float64']:.2e}, learn2learn "
-              f"{check['learn2learn_vs_float64']:.2e})", flush=True)
-        if check["relative"] > config["gradient_tolerance"]:
-            raise SystemExit(f"{algorithm}: the two meta-gradients differ by more than the tolerance "
-                             f"{config['gradient_tolerance']}; the timing would compare different computations")
-        ours, theirs = sides(l2l, protocol, algorithm, strategy)
-        rows[algorithm] = {"gradient_check": check, "timed_iterations": iterations,
-                           "timing": summary(interleaved(ours, theirs, batches, warmup))}
+        check = gradient_check(l2l, protocol, batches[0], algorithm, strategy, precisions)
+        for precision in precisions:
+            ours, tolerance = check[ours_name(precision)], config["gradient_tolerance"][precision]
+            print(f"{algorithm}, {precision} queries: the meta-gradient differs from learn2learn's by at most "
+                  f"{ours['vs_learn2learn']:.2e} of the largest entry (from float64: ours {ours['vs_float64']:.2e}, "
+                  f"learn2learn {check['learn2learn']['vs_float64']:.2e})", flush=True)
+            if ours["vs_learn2learn"] > tolerance:
+                raise SystemExit(f"{algorithm}, {precision} queries: the meta-gradients differ by more than the "
+                                 f"tolerance {tolerance}; the timing would compare different computations")
+        rows[algorithm] = {"gradient_check": check, "timed_iterations": iterations, "timing": summary(
+            interleaved(sides(l2l, protocol, algorithm, strategy, precisions), batches, warmup))}
         if args.accuracy:
-            ours, theirs = sides(l2l, protocol, algorithm, strategy)
+            named = sides(l2l, protocol, algorithm, strategy, precisions)
             steps = config["accuracy_iterations"][algorithm]
-            long_run = interleaved(ours, theirs, lazy_batches(train, protocol, steps), warmup=0, report_every=50)
+            long_run = interleaved(named, lazy_batches(train, protocol, steps), warmup=0, report_every=50)
             episodes = args.episodes or protocol["episodes"]
             rows[algorithm]["accuracy"] = {
                 "iterations": steps, "timing": summary(long_run),
                 **{name: evaluate_episodes(side.evaluate, test, episodes=episodes, seed=protocol["seed"]).to_dict()
-                   for name, side in (("ours", ours), ("learn2learn", theirs))}}
+                   for name, side in named.items()}}
         print(table({algorithm: rows[algorithm]}, {"threads": threads, "strategy": strategy,
                                                    "load_average": load}), flush=True)
 

@@ -47,6 +47,7 @@ def test_the_names_the_parsers_offer_are_those_of_the_package():
     assert vocabulary.ARCH_SPACES == architectures.ARCH_SPACES
     assert vocabulary.METANTK_ALGORITHMS == metantk.METANTK_ALGORITHMS
     assert vocabulary.STRATEGIES == maml.STRATEGIES
+    assert vocabulary.QUERY_PRECISIONS == maml.QUERY_PRECISIONS
     builtin = [n for n in available_proxies() if get_proxy(n).function.__module__.startswith("metantk_plugin.")]
     assert list(vocabulary.BUILTIN_PROXIES) == builtin
     assert vocabulary.POPULATION_INPUTS == {n: resolve_proxy(n).inputs for n in available_proxies("population")}
@@ -70,7 +71,8 @@ def test_the_parsers_offer_the_names_of_the_defining_modules():
         ("search", "space"): tuple(sorted(SEARCH_SPACES)), ("search", "indicator"): INDICATORS,
         ("search", "algorithm"): vocabulary.METANTK_ALGORITHMS,
         ("evaluate", "space"): vocabulary.ARCH_SPACES, ("evaluate", "protocol"): PROTOCOLS,
-        ("evaluate", "strategy"): vocabulary.STRATEGIES, ("evaluate", "executor"): EXECUTORS,
+        ("evaluate", "strategy"): vocabulary.STRATEGIES, ("evaluate", "query_precision"): vocabulary.QUERY_PRECISIONS,
+        ("evaluate", "executor"): EXECUTORS,
         ("correlate", "metric"): SPLITS, ("correlate", "epochs"): EPOCHS,
     }
     assert f"${CSV_ENV_VAR}" in commands["correlate"].epilog

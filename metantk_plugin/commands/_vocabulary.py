@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from importlib import metadata
 
-__all__ = ["ARCH_SPACES", "BUILTIN_PROXIES", "METANTK_ALGORITHMS", "POPULATION_INPUTS", "STRATEGIES",
-           "proxy_plugins"]
+__all__ = ["ARCH_SPACES", "BUILTIN_PROXIES", "METANTK_ALGORITHMS", "POPULATION_INPUTS", "QUERY_PRECISIONS",
+           "STRATEGIES", "proxy_plugins"]
 
 ARCH_SPACES = ("nb201", "darts-fewshot")  # scoring.architectures.ARCH_SPACES
 METANTK_ALGORITHMS = ("maml", "anil")  # proxies.metantk.MetaNTK's algorithms
 STRATEGIES = ("auto", "loop", "vmap", "batched")  # fewshot.maml.STRATEGIES
+QUERY_PRECISIONS = ("float32", "bfloat16")  # fewshot.maml.QUERY_PRECISIONS
 BUILTIN_PROXIES = (  # proxies.available_proxies() without plugins
     "az_complexity", "az_expressivity", "az_progressivity", "az_trainability", "epe_nas", "fisher", "flops",
     "grad_norm", "gradsign", "grasp", "jacov", "l2_norm", "linear_regions", "meco", "meco_opt", "metantk",

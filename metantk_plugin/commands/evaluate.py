@@ -15,7 +15,7 @@ from metantk_plugin.commands._runner import (
     command,
     print_run_summary,
 )
-from metantk_plugin.commands._vocabulary import ARCH_SPACES, STRATEGIES
+from metantk_plugin.commands._vocabulary import ARCH_SPACES, QUERY_PRECISIONS, STRATEGIES
 from metantk_plugin.fewshot.settings import EvaluationSettings
 
 _DESCRIPTION = """\
@@ -84,8 +84,9 @@ def add_parser(subparsers) -> None:
                                                     "grad_clip"])
     p.add_argument("--no-rotations", action="store_true",
                    help="Omniglot: do not add the 90/180/270-degree rotations of the meta-train classes")
-    add_dataclass_arguments(p, EvaluationSettings, ["batch_size", "lr", "strategy", "val_every", "val_episodes",
-                                                    "device"], choices={"strategy": STRATEGIES})
+    add_dataclass_arguments(p, EvaluationSettings, ["batch_size", "lr", "strategy", "query_precision", "val_every",
+                                                    "val_episodes", "device"],
+                            choices={"strategy": STRATEGIES, "query_precision": QUERY_PRECISIONS})
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1; more threads help only on idle cores, and on busy "
                         "cores they slow training down many times)")

@@ -20,6 +20,15 @@ and ``batched`` (the inner loops of all tasks at once, then the query sets task 
 batched into grouped ones are slow; ANIL, whose inner loop adapts only the head, runs
 as ``loop``). ``auto`` picks ``vmap`` on CUDA and ``batched`` elsewhere.
 
+Query precision: with ``query_precision="bfloat16"``, meta-training runs the query sets'
+forward and backward passes under bfloat16 autocast (convolutions and matrix products in
+bf16, on AMX / AVX512-BF16 CPUs and on GPUs); the inner loop, the backward pass through it
+and the meta-gradient stay float32, and so does every evaluation. The meta-gradient then
+differs from the float32 one by bf16 rounding (about 1 % of its largest entry on Conv-4);
+``benchmarks/maml_vs_learn2learn.py`` measures what that does to accuracy. Autocast does not
+run under ``vmap``, so this takes the ``loop`` or ``batched`` strategy (``auto``: ``batched``);
+and it is not offered for ANIL, whose body learns only through the query features.
+
 Batch normalisation: the network's BatchNorm layers are switched to batch statistics
 (:func:`use_batch_statistics`), as in MAML: support and query sets are normalised with
 their own statistics, in training and at test time.
@@ -44,6 +53,7 @@ from metantk_plugin.tasks import TaskBatch
 
 __all__ = [
     "META_LEARNING_ALGORITHMS",
+    "QUERY_PRECISIONS",
     "STRATEGIES",
     "MetaConfig",
     "MetaLearner",
@@ -54,13 +64,15 @@ __all__ = [
 
 __getattr__ = renamed(__name__, {"ALGORITHMS": f"{__name__}.META_LEARNING_ALGORITHMS"})
 STRATEGIES = ("auto", "loop", "vmap", "batched")
+QUERY_PRECISIONS = ("float32", "bfloat16")
 Params = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
 class MetaConfig:
     """Settings of meta-training. ``test_inner_lr`` / ``test_inner_steps`` default to the
-    training values; ``grad_clip`` is a maximum global L2 norm of the meta-gradient."""
+    training values; ``grad_clip`` is a maximum global L2 norm of the meta-gradient;
+    ``query_precision`` the dtype of meta-training's query passes (module docstring)."""
 
     algorithm: str = "maml"
     inner_lr: float = 0.4
@@ -70,12 +82,23 @@ class MetaConfig:
     meta_lr: float = 1e-3
     grad_clip: float | None = None
     strategy: str = "auto"
+    query_precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.algorithm not in META_LEARNING_ALGORITHMS:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; expected one of {list(META_LEARNING_ALGORITHMS)}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {list(STRATEGIES)}")
+        if self.query_precision not in QUERY_PRECISIONS:
+            raise ValueError(f"unknown query_precision {self.query_precision!r}; expected one of "
+                             f"{list(QUERY_PRECISIONS)}")
+        if self.query_precision != "float32" and self.strategy == "vmap":
+            raise ValueError(f"query_precision={self.query_precision!r} needs strategy 'loop' or 'batched' "
+                             "(autocast does not run under torch.func.vmap); 'auto' picks 'batched'")
+        if self.query_precision != "float32" and self.algorithm == "anil":
+            raise ValueError("query_precision='bfloat16' is for maml and fomaml: ANIL's body learns only through "
+                             "the query features, and bf16 rounding moves its meta-gradient by about 18 % "
+                             "(tests/test_fewshot_maml.py measures 3-5 % for maml and fomaml)")
         for name in ("inner_lr", "meta_lr", "test_inner_lr", "grad_clip"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
@@ -102,22 +125,32 @@ def use_batch_statistics(network: nn.Module) -> nn.Module:
     return network
 
 
-def _resolve_strategy(strategy: str, device: torch.device) -> str:
+def _resolve_strategy(strategy: str, device: torch.device, query_precision: str = "float32") -> str:
     if strategy == "auto":
-        return "vmap" if device.type == "cuda" else "batched"
+        return "vmap" if device.type == "cuda" and query_precision == "float32" else "batched"
     return strategy
 
 
 class _Functional:
-    """Pure functions of a parameter dict for one network: logits, features, head."""
+    """Pure functions of a parameter dict for one network: logits, features, head; the
+    query passes in ``query_precision``."""
 
-    def __init__(self, network: nn.Module, algorithm: str):
+    def __init__(self, network: nn.Module, algorithm: str, query_precision: str = "float32"):
         self.network = network
         self.algorithm = algorithm
         self.head: tuple[str, str | None] | None = _head_parameters(network) if algorithm == "anil" else None
+        self.query_dtype = getattr(torch, query_precision)
 
     def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return split_output(functional_call(self.network, params, (x,)))[1]
+
+    def query_logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """``logits`` of query images, computed in the query dtype and returned in float32."""
+        if self.query_dtype == torch.float32:
+            return self.logits(params, x)
+        with torch.autocast(x.device.type, dtype=self.query_dtype):
+            return self.logits(params, x).float()
+
 
     def features(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return split_output(functional_call(self.network, params, (x,)))[0]
@@ -195,25 +228,25 @@ def _task_query(fn: _Functional, params: Params, sx: torch.Tensor, sy: torch.Ten
         head = _adapt(lambda h: F.cross_entropy(fn.head_logits(h, support_features), sy), fn.head_params(params),
                       lr, steps, grad_fn)
         return fn.head_logits(head, query_features)
-    return fn.logits(_adapt(_support_loss(fn, sx, sy), params, lr, steps, grad_fn), qx)
+    return fn.query_logits(_adapt(_support_loss(fn, sx, sy), params, lr, steps, grad_fn), qx)
 
 
 def meta_gradient(network: nn.Module, tasks: TaskBatch, config: MetaConfig) -> tuple[Params, float, float]:
     """The meta-gradient of the mean query loss over ``tasks`` for ``config.algorithm``,
     with the mean query loss and accuracy after adaptation. The network's BatchNorm layers
     should use batch statistics (:func:`use_batch_statistics`)."""
-    fn = _Functional(network, config.algorithm)
+    fn = _Functional(network, config.algorithm, config.query_precision)
     params = {name: p for name, p in network.named_parameters()}
     if fn.head is not None:
         fn.check_head(params, tasks.support_x[0])
-    strategy = _resolve_strategy(config.strategy, tasks.support_x.device)
+    strategy = _resolve_strategy(config.strategy, tasks.support_x.device, config.query_precision)
     if strategy == "vmap":
         return _meta_gradient_vmap(fn, params, tasks, config)
     if strategy == "batched" and fn.head is None:
         return batched_meta_gradient(
             fn.network, params, tasks, first_order=config.algorithm == "fomaml",
             adapt=_adapt_with_func_grad(fn, config.inner_lr, config.inner_steps),
-            query_loss=lambda weights, qx, qy: _cross_entropy_and_accuracy(fn.logits(weights, qx), qy))
+            query_loss=lambda weights, qx, qy: _cross_entropy_and_accuracy(fn.query_logits(weights, qx), qy))
     return _meta_gradient_loop(fn, params, tasks, config)
 
 
@@ -234,7 +267,7 @@ def _meta_gradient_loop(fn: _Functional, params: Params, tasks: TaskBatch,
             fast = _adapt(_support_loss(fn, sx, sy), leaves, config.inner_lr, config.inner_steps,
                           _autograd(create_graph=False))
             targets = {name: value.detach().requires_grad_() for name, value in fast.items()}
-            logits = fn.logits(targets, qx)
+            logits = fn.query_logits(targets, qx)
         else:
             targets = leaves
             logits = _task_query(fn, leaves, sx, sy, qx, config.inner_lr, config.inner_steps,
@@ -259,7 +292,7 @@ def _meta_gradient_vmap(fn: _Functional, params: Params, tasks: TaskBatch,
     def task_grad(p: Params, sx, sy, qx, qy):
         if config.algorithm == "fomaml":
             fast = _adapt(_support_loss(fn, sx, sy), p, lr, steps, _func_grad)
-            return torch.func.grad(lambda q: _with_aux(_cross_entropy_and_accuracy(fn.logits(q, qx), qy)),
+            return torch.func.grad(lambda q: _with_aux(_cross_entropy_and_accuracy(fn.query_logits(q, qx), qy)),
                                    has_aux=True)(fast)
         return torch.func.grad(lambda q: _with_aux(_cross_entropy_and_accuracy(
             _task_query(fn, q, sx, sy, qx, lr, steps, _func_grad), qy)), has_aux=True)(p)

@@ -64,6 +64,10 @@ class EvaluationSettings:
     lr: float | None = option(None, "rfs: SGD learning rate (default: 0.02; 0.01 tiered)")
     strategy: str = option("auto", "how tasks of a meta-batch run: a loop, torch.func.vmap (fastest on GPU), "
                                    "batched inner loops (fastest on CPU), or auto (default)")
+    query_precision: str = option("float32", "dtype of the query sets' forward and backward passes in "
+                                             "meta-training with maml or fomaml: float32, or bfloat16 (autocast; "
+                                             "faster on AMX / AVX512-BF16 CPUs and GPUs; the inner loop stays "
+                                             "float32) (default: float32)")
     device: str = option("cpu", "torch device, e.g. cuda or cuda:1 (default: cpu)")
     val_every: int = option(0, "validate on meta-val episodes every N iterations, shown in the curve (default: "
                                "never)")
@@ -112,7 +116,8 @@ class EvaluationSettings:
 
         return MetaConfig(algorithm=self.protocol, inner_lr=self.inner_lr, inner_steps=self.inner_steps,
                           test_inner_lr=self.test_inner_lr, test_inner_steps=self.test_inner_steps,
-                          meta_lr=self.meta_lr, grad_clip=self.grad_clip, strategy=self.strategy)
+                          meta_lr=self.meta_lr, grad_clip=self.grad_clip, strategy=self.strategy,
+                          query_precision=self.query_precision)
 
     def pretrain_config(self) -> PretrainConfig:
         """The RFS pre-training settings (of resolved settings): ``meta_iterations`` SGD steps,
