@@ -3,8 +3,9 @@ on Omniglot tasks (``configs/darts_full_search.json``), with the user's command
 
     metantk search --space darts-fewshot --channels 48 --cells 5 --repeats 3 ... --out benchmarks/work/darts_full_search
 
-which keeps its state in ``search-checkpoint.json`` there: stop it at any time and run this
-script again to resume. When the search has finished, its wall time (summed over the
+which keeps its state in ``search-checkpoint.json`` there: stop it at any time (Ctrl-C, or
+``kill -TERM`` of this process, also when it runs in the background) and run this script
+again to resume. When the search has finished, its wall time (summed over the
 resumptions), evaluation counts and genotype go to results/darts_full_search.{json,md}.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/darts_full_search.py
@@ -16,7 +17,7 @@ import argparse
 import json
 import os
 import platform
-import subprocess
+import signal
 import sys
 
 import torch
@@ -24,13 +25,15 @@ from _options import BENCHMARKS, existing_file
 
 from metantk_plugin import __version__
 from metantk_plugin.atomic_files import write_file_atomically
+from metantk_plugin.cli import main as metantk
 
 CONFIG = BENCHMARKS / "configs" / "darts_full_search.json"
 SHARED = BENCHMARKS.parent.parent / "shared"
 
 
-def search_command(config: dict, out: str) -> list[str]:
-    return [sys.executable, "-m", "metantk_plugin.cli", "search", "--space", "darts-fewshot",
+def search_arguments(config: dict, out: str) -> list[str]:
+    """``metantk search ...`` of the config, into ``out``."""
+    return ["search", "--space", "darts-fewshot",
             "--data", config["data"].format(shared=SHARED), "--channels", str(config["channels"]),
             "--cells", str(config["cells"]), "--repeats", str(config["repeats"]),
             "--image-size", str(config["image_size"]), "--tasks", str(config["tasks"]), "--seed", str(config["seed"]),
@@ -79,9 +82,10 @@ def main(argv=None) -> int:
         parser.error(f"{out} exists; pass --force to replace it")
     finished = os.path.join(args.work, "search.json")
     if not os.path.exists(finished):
-        done = subprocess.run(search_command(config, args.work), check=False)
-        if done.returncode:
-            return done.returncode  # the command said why; a checkpoint, if any, is kept for the next run
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # started in the background, SIGINT is ignored
+        status = metantk(search_arguments(config, args.work))
+        if status:
+            return status  # the command said why; a checkpoint, if any, is kept for the next run
     result = report(config, json.loads(open(finished, encoding="utf-8").read()))
     text = markdown(result)
     print(text)

@@ -34,15 +34,15 @@ def run_metantk(args: list[str], *, cwd: Path, timeout: float = 600.0,
 
 
 def interrupt_metantk(args: list[str], *, cwd: Path, wait_for: str | None = None, delay: float = 1.0,
-                      timeout: float = 240.0) -> tuple[int, str]:
+                      timeout: float = 240.0, signum: int = signal.SIGINT) -> tuple[int, str]:
     """Start ``metantk ARGS``; once its stderr matches the regular expression ``wait_for`` (or
-    ``delay`` seconds after it imported), send SIGINT; return its exit status and the stderr it
-    wrote."""
+    ``delay`` seconds after it imported), send ``signum`` (Ctrl-C's SIGINT by default); return
+    its exit status and the stderr it wrote."""
 
     def interrupt(proc: subprocess.Popen) -> None:
         if wait_for is None:
             time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
 
     return act_on_metantk(args, cwd=cwd, wait_for=wait_for or re.escape(_READY), action=interrupt, timeout=timeout)
 

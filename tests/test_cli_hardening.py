@@ -4,6 +4,7 @@ work where they can be; Ctrl-C is one line, exit 130, and keeps what was done.""
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 import torch
@@ -156,9 +157,11 @@ def test_ctrl_c_in_search(tmp_path):
     assert "no result to keep" in _interrupted(status, err, "search")
 
 
-def test_ctrl_c_in_a_search_with_out_checkpoints_it_and_the_same_command_resumes_it(tmp_path, capsys):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_in_a_search_with_out_checkpoints_it_and_the_same_command_resumes_it(tmp_path, capsys, signum):
+    """Ctrl-C, or SIGTERM as from kill or a batch scheduler."""
     args = [*SMALL_SEARCH[:-1], "--channels", "8", "--prune-number", "1", "--repeats", "2"]
-    status, err = interrupt_metantk([*args, "--out", str(tmp_path / "run")], cwd=tmp_path,
+    status, err = interrupt_metantk([*args, "--out", str(tmp_path / "run")], cwd=tmp_path, signum=signum,
                                     wait_for=r"MetaNTK-NAS on nb201: .*\| *[1-3]/4 ")  # a round done, one under way
     assert "run the same command to resume it" in _interrupted(status, err, "search")
     assert (tmp_path / "run" / "search-checkpoint.json").is_file()
@@ -180,21 +183,23 @@ def test_a_search_refuses_the_checkpoint_of_another_search_until_forced(tmp_path
     assert (out / "search.json").is_file() and not (out / "search-checkpoint.json").exists()
 
 
-def test_ctrl_c_in_score_keeps_the_finished_architectures(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_in_score_keeps_the_finished_architectures(tmp_path, signum):
     out = tmp_path / "s.h5"
     args = ["score", "--archs", "sample:400", "--proxies", "metantk,synflow", "--out", str(out), "--chunk", "1",
             *SMALL_SCORE[:-1]]
     first_done = r"scoring: .*\| *[1-9]\d*/400 "  # not a percentage: a fast machine skips '1%'
-    status, err = interrupt_metantk(args, cwd=tmp_path, wait_for=first_done)
+    status, err = interrupt_metantk(args, cwd=tmp_path, wait_for=first_done, signum=signum)
     assert "run the same command to resume" in _interrupted(status, err, "score")
     assert 0 < len(read_scores(out)) < 400
 
 
-def test_ctrl_c_in_evaluate_writes_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_in_evaluate_writes_a_checkpoint(tmp_path, signum):
     out = tmp_path / "run"
     args = ["evaluate", "--network", "conv4", "--data", "synthetic", "--image-size", "8", "--meta-iterations",
             "100000", "--meta-batch", "2", "--episodes", "2", "--out", str(out)]
-    status, err = interrupt_metantk(args, cwd=tmp_path, wait_for="meta-train")
+    status, err = interrupt_metantk(args, cwd=tmp_path, wait_for="meta-train", signum=signum)
     assert "checkpointed in" in _interrupted(status, err, "evaluate")
     assert (out / "checkpoint.pt").is_file()
 

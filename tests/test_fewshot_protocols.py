@@ -105,3 +105,18 @@ def test_an_output_folder_writes_its_files_and_refuses_a_file_as_folder(tmp_path
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputConflict, match="is not a folder"):
         OutputFolder(tmp_path / "file", settings, steps=2)
+
+
+def test_a_result_from_before_query_precision_existed_is_one_of_float32(tmp_path):
+    """result.json and checkpoint.pt written before the setting was added lack it: they were
+    made in float32, so float32 settings reuse them and bfloat16 ones are refused."""
+    folder = OutputFolder(tmp_path / "run", {"seed": 0}, steps=2)
+    history = TrainingHistory([1], [0.7], [0.5], [0.01])
+    folder.save_checkpoint(1, {"x": torch.zeros(1)}, history)
+    result = folder.write_result({"accuracy": 0.5, "settings": {"seed": 0}}, history, title="t")
+    now = {"seed": 0, "query_precision": "float32"}
+    assert OutputFolder(tmp_path / "run", now, steps=2).finished_result() == result
+    (tmp_path / "run" / "result.json").unlink()
+    assert OutputFolder(tmp_path / "run", now, steps=2).resume_point().iteration == 1
+    with pytest.raises(OutputConflict, match="query_precision"):
+        OutputFolder(tmp_path / "run", {**now, "query_precision": "bfloat16"}, steps=2).resume_point()

@@ -101,7 +101,7 @@ def test_evaluation_settings_keep_their_result_json():
         "network", "data", "protocol", "ways", "shots", "queries", "meta_iterations", "episodes", "seed",
         "meta_batch", "inner_lr", "inner_steps", "test_inner_lr", "test_inner_steps", "meta_lr", "grad_clip",
         "image_size", "channels", "cells", "rotations", "batch_size", "lr", "strategy", "device", "val_every",
-        "val_episodes", "eval_batch"]
+        "val_episodes", "eval_batch", "query_precision"]
     with pytest.raises(ValueError, match=r"channels must be a positive int or None \(the network's default\)"):
         EvaluationSettings("conv4", "synthetic", channels=0).resolved()
 

@@ -9,7 +9,8 @@ A command's ``run_command(args) -> int`` is wrapped by :func:`command`:
   file, a missing optional package) prints ``metantk CMD: error: MESSAGE`` and exits 2;
 * running out of memory (``MemoryError``, or torch's allocator refusing a tensor) prints
   one line naming the sizes to lower and exits 1;
-* Ctrl-C prints ``metantk CMD: interrupted; ...`` (what was kept) and exits 130.
+* Ctrl-C, or SIGTERM (``kill``, ``timeout``, a batch scheduler), prints ``metantk CMD:
+  interrupted; ...`` (what was kept) and exits 130.
 
 Anything else is a bug and keeps its traceback.
 """
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from metantk_plugin.atomic_files import write_file_atomically as write_atomic
+from metantk_plugin.interrupts import terminate_as_interrupt
 from metantk_plugin.scoring.executors import EXECUTORS, RAY_ADDRESS_VARIABLE
 from metantk_plugin.user_input import quoted
 
@@ -61,7 +63,8 @@ def command(name: str, *, interrupted: Callable[[argparse.Namespace], str] | str
         @functools.wraps(handler)
         def wrapped(args: argparse.Namespace) -> int:
             try:
-                return int(handler(args) or 0)
+                with terminate_as_interrupt():
+                    return int(handler(args) or 0)
             except KeyboardInterrupt:
                 kept = interrupted(args) if callable(interrupted) else interrupted
                 print(f"metantk {name}: interrupted; {kept}", file=sys.stderr)

@@ -14,7 +14,8 @@ import torch
 from metantk_plugin import atomic_files
 from metantk_plugin._deprecation import renamed
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "differing_settings", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "SETTINGS_ADDED_LATER", "Checkpoint", "differing_settings", "load_checkpoint",
+           "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "metantk-fewshot-checkpoint/1"
 
@@ -53,10 +54,20 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(payload["settings"], int(payload["iteration"]), payload["state"], payload["history"])
 
 
+SETTINGS_ADDED_LATER: dict[str, Any] = {"query_precision": "float32"}
+"""Settings added after checkpoints and results were first written, with the value that files
+written before (which lack them) were made with."""
+
+
 def differing_settings(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
-    """Names of the settings whose values differ (or exist on one side only), except ``ignore``."""
+    """Names of the settings whose values differ (or exist on one side only, unless a missing
+    one is in SETTINGS_ADDED_LATER with the other side's value), except ``ignore``."""
     keys = (set(saved) | set(current)) - set(ignore)
-    return sorted(k for k in keys if saved.get(k, "<absent>") != current.get(k, "<absent>"))
+
+    def value(settings: dict[str, Any], key: str) -> Any:
+        return settings.get(key, SETTINGS_ADDED_LATER.get(key, "<absent>"))
+
+    return sorted(k for k in keys if value(saved, k) != value(current, k))
 
 
 __getattr__ = renamed(__name__, {"write_atomically": "metantk_plugin.atomic_files.write_atomically"})

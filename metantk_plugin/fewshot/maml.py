@@ -97,8 +97,8 @@ class MetaConfig:
                              "(autocast does not run under torch.func.vmap); 'auto' picks 'batched'")
         if self.query_precision != "float32" and self.algorithm == "anil":
             raise ValueError("query_precision='bfloat16' is for maml and fomaml: ANIL's body learns only through "
-                             "the query features, and bf16 rounding moves its meta-gradient by about 18 % "
-                             "(tests/test_fewshot_maml.py measures 3-5 % for maml and fomaml)")
+                             "the query features, and bf16 rounding moves its meta-gradient by about 18 % (3-5 % "
+                             "for maml and fomaml)")
         for name in ("inner_lr", "meta_lr", "test_inner_lr", "grad_clip"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):

@@ -64,15 +64,15 @@ class EvaluationSettings:
     lr: float | None = option(None, "rfs: SGD learning rate (default: 0.02; 0.01 tiered)")
     strategy: str = option("auto", "how tasks of a meta-batch run: a loop, torch.func.vmap (fastest on GPU), "
                                    "batched inner loops (fastest on CPU), or auto (default)")
-    query_precision: str = option("float32", "dtype of the query sets' forward and backward passes in "
-                                             "meta-training with maml or fomaml: float32, or bfloat16 (autocast; "
-                                             "faster on AMX / AVX512-BF16 CPUs and GPUs; the inner loop stays "
-                                             "float32) (default: float32)")
     device: str = option("cpu", "torch device, e.g. cuda or cuda:1 (default: cpu)")
     val_every: int = option(0, "validate on meta-val episodes every N iterations, shown in the curve (default: "
                                "never)")
     val_episodes: int = option(100, "episodes per validation")
     eval_batch: int = 32
+    query_precision: str = option("float32", "dtype of the query sets' forward and backward passes in "
+                                             "meta-training with maml or fomaml: float32, or bfloat16 (autocast; "
+                                             "faster on AMX / AVX512-BF16 CPUs and GPUs; the inner loop stays "
+                                             "float32) (default: float32)")
 
     def resolved(self) -> EvaluationSettings:
         """A copy with every dataset-dependent default filled in."""
