@@ -25,7 +25,7 @@ Adam. The same torch thread count serves both (``torch.set_num_threads``).
 
 learn2learn comes from ``bash ../shared/vendor/learn2learn/install.sh VENV`` (the bench
 env of tox.ini runs it). Writes benchmarks/results/<name>.json (refusing to replace it
-without --force) and prints the table.
+without --force) and <name>.md, and prints the table.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from omniglot_maml_anchor import build_samplers
 from torch import nn
 from torch.nn import functional as F
 
+from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.data.episodes import derive_seed
 from metantk_plugin.data.errors import DatasetError
 from metantk_plugin.fewshot.conv4 import Conv4
@@ -309,9 +310,11 @@ def main() -> None:
             "data_seconds_per_meta_batch": data_seconds, "learn2learn": l2l.__version__,
             "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}", **counts}
     args.out.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"meta": meta, "config": config, "protocol": protocol, "results": rows},
-                                 indent=2) + "\n")
-    print(table(rows, meta))
+    text = table(rows, meta)
+    write_file_atomically(output, json.dumps({"meta": meta, "config": config, "protocol": protocol,
+                                              "results": rows}, indent=2) + "\n")
+    write_file_atomically(output.with_suffix(".md"), text)
+    print(text)
 
 
 if __name__ == "__main__":
