@@ -14,6 +14,9 @@ then the timings of the speed issue. Writes its tables (JSON and Markdown) under
    and ``--search-candidates`` candidates are timed, and the whole search (1,521 MetaNTK
    evaluations and as many region counts) is extrapolated from them (``--cpu-search-estimate``
    does only this, on the CPU).
+5. MAML on Omniglot-shaped tasks (Conv-4, 32 tasks of 5-way 1-shot with 15 queries, 28x28):
+   seconds per meta-step of the ``vmap`` and ``batched`` strategies in float32 and of
+   ``batched`` with bfloat16 query passes, and how far each meta-gradient is from ``vmap``'s.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 import torch
 from scipy.stats import spearmanr
 
+from metantk_plugin.fewshot.conv4 import Conv4
+from metantk_plugin.fewshot.maml import MetaConfig, MetaLearner, meta_gradient
 from metantk_plugin.proxies import MetaNTK
 from metantk_plugin.proxies.te_nas import linear_region_count
 from metantk_plugin.search.darts_space import DartsFewshotSearchSpace
@@ -107,6 +112,35 @@ def darts_search_estimate(device: torch.device, candidates: int) -> dict:
             "note": "first-round networks hold all 7 operations per edge; later rounds are cheaper"}
 
 
+def maml_steps(device: torch.device, steps: int = 10) -> dict:
+    """Seconds per meta-step (median of ``steps`` after 2 warm-ups) and the largest meta-gradient
+    difference from ``vmap`` float32 (relative to its largest entry), per setting."""
+    tasks = synthetic_tasks(32, ways=5, shots=1, queries=15, image_size=28, channels=1, seed=0).to(device)
+    settings = {"vmap float32": ("vmap", "float32"), "batched float32": ("batched", "float32"),
+                "batched bfloat16 queries": ("batched", "bfloat16")}
+    out, reference = {}, None
+    for name, (strategy, precision) in settings.items():
+        torch.manual_seed(0)
+        learner = MetaLearner(Conv4(num_classes=5, in_channels=1),
+                              MetaConfig(strategy=strategy, query_precision=precision), device=device)
+        grads, _, _ = meta_gradient(learner.network, tasks, learner.config)
+        reference = reference or grads
+        scale = max(float(g.abs().max()) for g in reference.values())
+        seconds = []
+        for i in range(steps + 2):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            learner.meta_step(tasks)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= 2:
+                seconds.append(time.perf_counter() - start)
+        out[name] = {"seconds_per_step": statistics.median(seconds),
+                     "gradient_difference": max(float((grads[k] - reference[k]).abs().max()) for k in grads) / scale}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", type=int, default=300)
@@ -139,6 +173,8 @@ def main() -> int:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     report["darts_search"] = darts_search_estimate(device, args.search_candidates)
     print("DARTS search:", report["darts_search"], flush=True)
+    report["maml"] = maml_steps(device)
+    print("MAML:", report["maml"], flush=True)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     return 0 if report["correctness"]["ok"] else 1
 
