@@ -24,6 +24,12 @@ class StopRequest:
         self.requested = False
 
 
+def _end_as_by_default(signum: int) -> None:
+    """End this process as ``signum`` would without a handler."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises KeyboardInterrupt in this process, as Ctrl-C does. A
@@ -36,9 +42,7 @@ def terminate_as_interrupt() -> Iterator[None]:
 
     def interrupt(signum, frame) -> None:
         if os.getpid() != owner:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
+            _end_as_by_default(signum)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
@@ -63,8 +67,7 @@ def deferred_interrupt() -> Iterator[StopRequest]:
     def note(signum, frame) -> None:
         if os.getpid() != owner:  # a forked worker finishes its task on Ctrl-C; SIGTERM ends it
             if signum == signal.SIGTERM:
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
+                _end_as_by_default(signum)
             return
         if request.requested:
             raise KeyboardInterrupt
