@@ -205,7 +205,7 @@ def gram_breakdown(network: nn.Module, tasks: TaskBatch) -> list[dict]:
             parent = parent.cpu_parent
         if parent is not None:
             phase = parent.name[len(PROFILE_PREFIX):]
-        detail = _op_category(event) if phase in ("forward", "backward to layer outputs") else ""
+        detail = _op_category(event) if phase in ("forward", "backward") else ""
         seconds[phase, detail] = seconds.get((phase, detail), 0.0) + event.self_cpu_time_total / 1e6
     total = sum(seconds.values())
     rows = [{"phase": phase, "layer": detail, "seconds": s, "share": s / total}

@@ -87,7 +87,7 @@ def test_gram_backend_marks_its_phases_for_the_profiler():
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         empirical_ntk(small_convnet(), torch.randn(4, 3, 12, 12), head=nn.Linear(12, 5))
     phases = {e.name[len(PROFILE_PREFIX):] for e in prof.events() if e.name.startswith(PROFILE_PREFIX)}
-    assert phases == {"forward", "backward to layer outputs", "Gram matrices", "per-sample gradients: conv 3x3",
+    assert phases == {"forward", "backward", "Gram matrices", "per-sample gradients: conv 3x3",
                       "per-sample gradients: depthwise conv 3x3", "per-sample gradients: conv 1x1",
                       "per-sample gradients: grouped conv 1x5", "per-sample gradients: linear"}
 
@@ -108,6 +108,23 @@ def test_backends_agree_in_float64(include_bias):
         assert torch.allclose(got.head_kernel, ref.head_kernel, rtol=0, atol=1e-10 * scale), backend
         assert set(got.layer_grams) == set(ref.layer_grams)
     assert set(ref.layer_grams) == {"body.0", "body.3", "body.4", "body.6", "head"}
+
+
+@pytest.mark.parametrize("conv, size", [
+    (nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=6, bias=False), 8),   # split into 4 undilated phases
+    (nn.Conv2d(6, 5, 3, padding=(2, 3), dilation=(2, 3), bias=False), 12),  # 6 phases, dense
+    (nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=3, bias=False), 7),   # odd size: no split
+    (nn.Conv2d(6, 6, 3, padding=1, dilation=2, groups=6, bias=False), 8),   # padding not a multiple: no split
+    (nn.Conv2d(6, 8, 1, stride=2, bias=False), 7),                          # 1x1: a batched matrix product
+    (nn.Conv2d(6, 8, 1, padding=1, bias=False), 5),                         # padded 1x1: the native call
+])
+def test_gram_backend_convolution_paths_match_the_loop(conv, size):
+    torch.manual_seed(7)
+    net = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.Tanh(), conv, nn.Tanh(), nn.AdaptiveAvgPool2d(2),
+                        nn.Flatten()).double()
+    x = torch.randn(5, 2, size, size, dtype=torch.float64)
+    gram, loop = (empirical_ntk(net, x, backend=b).layer_grams["body.2"] for b in ("gram", "loop"))
+    assert torch.allclose(gram, loop, rtol=0, atol=1e-10 * loop.abs().max())
 
 
 def test_float32_matches_float64_to_conv_rounding():
@@ -158,6 +175,37 @@ def test_weight_shared_module_sums_its_uses():
     torch.manual_seed(4)
     net = Twice().double()
     x = torch.randn(6, 2, 5, 5, dtype=torch.float64)
+    gram, loop = (empirical_ntk(net, x, backend=b).ntk for b in ("gram", "loop"))
+    assert torch.allclose(gram, loop, rtol=0, atol=1e-10 * loop.abs().max())
+
+
+def test_module_with_a_call_that_does_not_reach_the_output_keeps_its_other_call():
+    """A module called twice whose second output is discarded: only the first call counts."""
+
+    class Discarded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+        def forward(self, x):
+            kept = self.conv(x)
+            self.conv(kept)  # computed, never used
+            return kept.mean((2, 3))
+
+    torch.manual_seed(5)
+    net = Discarded().double()
+    x = torch.randn(5, 2, 5, 5, dtype=torch.float64)
+    gram, loop = (empirical_ntk(net, x, backend=b).ntk for b in ("gram", "loop"))
+    assert torch.allclose(gram, loop, rtol=0, atol=1e-10 * loop.abs().max())
+
+
+def test_in_place_activation_after_a_layer_leaves_its_output_gradient_intact():
+    """ReLU(inplace=True) overwrites the conv output the hook saw; the gradient used must
+    still be the one with respect to the conv output, not the activation's."""
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3),
+                        nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()).double()
+    x = torch.randn(6, 3, 7, 7, dtype=torch.float64)
     gram, loop = (empirical_ntk(net, x, backend=b).ntk for b in ("gram", "loop"))
     assert torch.allclose(gram, loop, rtol=0, atol=1e-10 * loop.abs().max())
 
