@@ -9,6 +9,11 @@ on the same 3 tasks x (5 queries + 5 supports) of 32x32 images by
 * ``vmap``: ``torch.func.vmap`` of per-sample gradients;
 * ``gram``: per-layer Gram matrices from one batched backward pass (our default).
 
+Beside them, interleaved too, ``backprop``: one forward and one backward pass of the same
+batch to its input, with no weight gradient at all. All four propagate at least this much
+(``gram`` exactly this, plus its per-sample and Gram work), so ``gram / backprop`` says how
+much is left to gain outside PyTorch's own forward and backward kernels.
+
 Runs are interleaved (strategy order rotates each repeat); the table gives median wall,
 CPU and system seconds and minor page faults, speed-ups against loop and opacus, the
 relative difference of each score from the ``gram`` score, and the arithmetic floor
@@ -50,6 +55,7 @@ from torch import nn
 from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.kernels import condition_number, metantk_from_kernels
 from metantk_plugin.kernels.ntk import PROFILE_PREFIX
+from metantk_plugin.network_adapter import split_output
 from metantk_plugin.proxies.metantk import MetaNTK, seeded_head
 from metantk_plugin.spaces.darts_fewshot import DartsFewshotSupernet
 from metantk_plugin.spaces.nasbench201 import all_architectures, build_network
@@ -114,6 +120,20 @@ def strategies(has_opacus: bool) -> dict[str, Callable[[nn.Module, TaskBatch], f
     out["vmap"] = lambda n, t: MetaNTK(backend="vmap").condition_number(n, t)
     out["gram"] = lambda n, t: MetaNTK(backend="gram").condition_number(n, t)
     return out
+
+
+def backprop(network: nn.Module, tasks: TaskBatch) -> float:
+    """One forward and one backward pass of the batch to its input, no weight gradients; nan."""
+    x = tasks.inputs().detach().requires_grad_(True)
+    flags = [(p, p.requires_grad) for p in network.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        torch.autograd.grad(split_output(network(x))[1].sum(), x)
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+    return math.nan
 
 
 def _sync(device: torch.device) -> None:
@@ -238,7 +258,7 @@ def isolated_run(strategy: str, network_key: str, threads: int, device_name: str
     torch.set_num_threads(threads)
     net = networks()[network_key][1]().to(device)
     tasks = _tasks(device)
-    fn = strategies(strategy == "opacus")[strategy]
+    fn = {**strategies(strategy == "opacus"), "backprop": backprop}[strategy]
     fn(net, tasks)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -312,6 +332,7 @@ def main() -> int:
     rate = matmul_gflops(device)
     skip = set(filter(None, args.skip.split(",")))
     chosen = {k: v for k, v in strategies(has_opacus).items() if k not in skip}
+    contenders = {**chosen, "backprop": backprop}
     report = {
         "device": str(device), "machine": platform.processor() or platform.machine(),
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
@@ -328,11 +349,11 @@ def main() -> int:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         if not args.isolate:
-            for fn in chosen.values():  # warm-up
+            for fn in contenders.values():  # warm-up
                 fn(net, tasks)
-        runs: dict[str, list[tuple]] = {k: [] for k in chosen}
+        runs: dict[str, list[tuple]] = {k: [] for k in contenders}
         peak_cuda: dict[str, float] = {}
-        keys = list(chosen)
+        keys = list(contenders)
         for r in range(args.repeats):
             for k in keys[r % len(keys):] + keys[: r % len(keys)]:
                 if args.isolate:
@@ -343,11 +364,12 @@ def main() -> int:
                     continue
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                runs[k].append(time_one(lambda k=k, net=net: chosen[k](net, tasks), device))
+                runs[k].append(time_one(lambda k=k, net=net: contenders[k](net, tasks), device))
                 if device.type == "cuda":
                     peak_cuda[k] = max(peak_cuda.get(k, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
         rows = {}
         ref = statistics.median(v[2] for v in runs["gram"])
+        backprop_s = statistics.median(v[0] for v in runs.pop("backprop"))
         for k, values in runs.items():
             wall = statistics.median(v[0] for v in values)
             rows[k] = {"wall_s": wall, "cpu_s": statistics.median(v[1] for v in values),
@@ -361,8 +383,10 @@ def main() -> int:
                     rows[k][f"speedup_vs_{base}"] = rows[base]["wall_s"] / rows[k]["wall_s"]
         breakdown = gram_breakdown(net, tasks) if device.type == "cpu" else None
         report["networks"][name] = {"floor_s": floor_s, "gram_over_floor": rows["gram"]["wall_s"] / floor_s,
+                                    "backprop_s": backprop_s, "gram_over_backprop": rows["gram"]["wall_s"] / backprop_s,
+                                    "backprop_over_floor": backprop_s / floor_s,
                                     "strategies": rows, "gram_breakdown": breakdown}
-        _print_table(name, floor_s, rows)
+        _print_table(name, floor_s, backprop_s, rows)
         if breakdown:
             _print_breakdown(breakdown)
     report["peak_rss_mb"] = peak_rss_mb()
@@ -378,8 +402,9 @@ def main() -> int:
     return 0
 
 
-def _print_table(name: str, floor_s: float, rows: dict) -> None:
-    print(f"\n{name}: arithmetic floor {floor_s:.3f} s")
+def _print_table(name: str, floor_s: float, backprop_s: float, rows: dict) -> None:
+    print(f"\n{name}: arithmetic floor {floor_s:.3f} s; forward + backward to the input {backprop_s:.3f} s "
+          f"({backprop_s / floor_s:.1f}x the floor; gram {rows['gram']['wall_s'] / backprop_s:.2f}x that)")
     print(f"{'strategy':8s} {'wall s':>8s} {'cpu s':>8s} {'sys s':>7s} {'faults':>9s} {'vs loop':>8s} "
           f"{'vs opacus':>9s} "
           f"{'rel. diff':>10s} {'CUDA GiB':>8s}")
