@@ -7,7 +7,9 @@ on the same 3 tasks x (5 queries + 5 supports) of 32x32 images by
 * ``loop``: the plain per-sample backward loop (our reference backend);
 * ``opacus``: opacus per-sample gradients (``GradSampleModule``), as the official code does;
 * ``vmap``: ``torch.func.vmap`` of per-sample gradients;
-* ``gram``: per-layer Gram matrices from one batched backward pass (our default).
+* ``gram``: per-layer Gram matrices from one batched backward pass (our default);
+* ``gram_cl``: the same on a copy of the network with channels_last weights (so
+  channels_last activations), as the DARTS search builds its supernet.
 
 Beside them, interleaved too, ``backprop``: one forward and one backward pass of the same
 batch to its input, with no weight gradient at all. All four propagate at least this much
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import copy
 import json
 import math
 import multiprocessing
@@ -119,7 +122,20 @@ def strategies(has_opacus: bool) -> dict[str, Callable[[nn.Module, TaskBatch], f
         out["opacus"] = opacus_metantk
     out["vmap"] = lambda n, t: MetaNTK(backend="vmap").condition_number(n, t)
     out["gram"] = lambda n, t: MetaNTK(backend="gram").condition_number(n, t)
+    out["gram_cl"] = _gram_on_channels_last_copy()
     return out
+
+
+def _gram_on_channels_last_copy() -> Callable[[nn.Module, TaskBatch], float]:
+    """``gram`` on a channels_last copy of the network, made once per network."""
+    copies: dict[int, nn.Module] = {}
+
+    def score(network: nn.Module, tasks: TaskBatch) -> float:
+        if id(network) not in copies:
+            copies[id(network)] = copy.deepcopy(network).to(memory_format=torch.channels_last)
+        return MetaNTK(backend="gram").condition_number(copies[id(network)], tasks)
+
+    return score
 
 
 def backprop(network: nn.Module, tasks: TaskBatch) -> float:
