@@ -20,7 +20,7 @@ Runs are interleaved (strategy order rotates each repeat); the table gives media
 CPU and system seconds and minor page faults, speed-ups against loop and opacus, the
 relative difference of each score from the ``gram`` score, and the arithmetic floor
 (forward + backward + Gram FLOPs at the measured matmul rate). Below it, where ``gram``'s
-time goes: self CPU time by phase (forward, backward to the layer outputs, per-sample
+time goes: self CPU time by phase (forward, backward, per-sample
 gradients, Gram matrices) and by layer kind (conv 3x3, depthwise conv 3x3, conv 1x1, ...).
 With ``--isolate`` every timed run happens in a fresh process after its own warm-up (the
 order stays interleaved): on a virtual machine the cost of a page fault depends on what ran

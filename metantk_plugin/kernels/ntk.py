@@ -14,7 +14,8 @@ Backends:
 
 * ``"gram"`` (default, fastest): one batched forward and one backward; inside the
   backward, each layer's per-sample weight gradients are formed from its captured input
-  and its output gradient (one native backward-weight call for convolutions) and reduced
+  and its output gradient (one native backward-weight call per convolution, a batched
+  product for 1x1 ones, dilated ones split into undilated polyphase parts) and reduced
   to the layer's Gram matrix at once, so the full ``N x |θ|`` Jacobian never exists.
 * ``"vmap"``: ``torch.func.vmap`` of per-sample ``grad``; holds ``N x |θ|``.
 * ``"loop"``: one forward and backward per sample; the plain reference for tests.
