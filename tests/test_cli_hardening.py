@@ -204,7 +204,9 @@ def test_ctrl_c_in_evaluate_writes_a_checkpoint(tmp_path, signum):
     assert (out / "checkpoint.pt").is_file()
 
 
-def test_ctrl_c_in_correlate(tmp_path, shared_data):
+def test_ctrl_c_in_correlate(tmp_path, shared_data, monkeypatch):
+    # the command runs in tmp_path, from where the table is not found beside the working directory
+    monkeypatch.setenv("METANTK_NB201_CSV", str(shared_data / "nasbench201" / "nb201_accuracies.csv.gz"))
     out = tmp_path / "s.h5"
     assert main(["score", "--archs", "sample:30", "--proxies", "params,flops", "--out", str(out), *SMALL_SCORE]) == 0
     args = ["correlate", str(out), "--dataset", "all", "--bootstrap", "200000"]
