@@ -16,7 +16,9 @@ Adam. The same torch thread count serves both (``torch.set_num_threads``).
    the run stops if a difference passes the config's tolerance for that precision.
 2. Timing: ``--iterations`` meta-steps of each side, interleaved (the side that goes first
    rotates), after ``warmup`` untimed ones; medians, quartiles and the ratios of the paired
-   per-iteration times (learn2learn / ours: the speed-up).
+   per-iteration times (learn2learn / ours: the speed-up). Interleaved with them, the
+   query passes' convolutions alone in each precision (``QueryConvolutionFloor``): the
+   floor every MAML pays, so learn2learn / floor bounds any speed-up over learn2learn.
 3. ``--accuracy``: 628 MAML / 763 first-order iterations of every side, interleaved (timed
    too), then meta-test accuracy (float32) with 95% intervals on 600 episodes.
 
