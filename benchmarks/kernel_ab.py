@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from types import ModuleType
 
 import torch
 from _options import BENCHMARKS, positive_int
-from speed import _tasks, networks
+from speed import _tasks, networks, peak_rss_mb
 
 import metantk_plugin.proxies.metantk as metantk_proxy
 from metantk_plugin.atomic_files import write_file_atomically
@@ -78,20 +77,7 @@ def peak_rss_of_one_score(side: str, rev: str, network_key: str, threads: int) -
     source = revision_source(rev) if side == "old" else (BENCHMARKS.parent / NTK_PATH).read_text()
     module = load_module(source, f"ntk_{side}")
     score_with(module, networks()[network_key][1](), _tasks(torch.device("cpu")))
-    return _peak_rss_mb()
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak RSS: ``VmHWM`` where Linux gives it (``ru_maxrss`` of a spawned
-    child also counts the parent's peak at the fork, so it cannot tell the sides apart)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mb()
 
 
 def _in_fresh_process(*args) -> float:
@@ -163,4 +149,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("kernel_ab.py: interrupted; nothing was written (results are written only when every network is done)",
+              file=sys.stderr)
+        sys.exit(130)

@@ -250,6 +250,15 @@ def gram_breakdown(network: nn.Module, tasks: TaskBatch) -> list[dict]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM`` where Linux gives it (``ru_maxrss`` of a spawned
+    child also counts the parent's peak at the fork), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
