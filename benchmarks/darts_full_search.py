@@ -1,7 +1,8 @@
 """The full-size few-shot DARTS search once (issue 16): C=48, 5 cells, 3 repeats, both phases,
 on Omniglot tasks (``configs/darts_full_search.json``), with the user's command
 
-    metantk search --space darts-fewshot --channels 48 --cells 5 --repeats 3 ... --out benchmarks/work/darts_full_search
+    metantk search --space darts-fewshot --channels 48 --cells 5 --repeats 3 ... \
+        --executor processes --workers 2 --out benchmarks/work/darts_full_search
 
 which keeps its state in ``search-checkpoint.json`` there: stop it at any time (Ctrl-C, or
 ``kill -TERM`` of this process, also when it runs in the background) and run this script
@@ -37,7 +38,7 @@ def search_arguments(config: dict, out: str) -> list[str]:
             "--data", config["data"].format(shared=SHARED), "--channels", str(config["channels"]),
             "--cells", str(config["cells"]), "--repeats", str(config["repeats"]),
             "--image-size", str(config["image_size"]), "--tasks", str(config["tasks"]), "--seed", str(config["seed"]),
-            "--out", out]
+            "--executor", config["executor"], "--workers", str(config["workers"]), "--out", out]
 
 
 def report(config: dict, search: dict) -> dict:
@@ -58,7 +59,7 @@ def markdown(r: dict) -> str:
         "",
         f"C={c['channels']}, {c['cells']} cells, {c['repeats']} repeats, {c['tasks']} tasks of Omniglot at "
         f"{c['image_size']}x{c['image_size']}, seed {c['seed']}; {r['cpus']} CPUs ({r['machine']}), "
-        f"torch {r['torch']}.",
+        f"torch {r['torch']}; candidates scored by `--executor {c['executor']} --workers {c['workers']}`.",
         "",
         f"- wall time: {r['minutes']:.1f} minutes, summed over resumptions ({verdict} the "
         f"{c['target_minutes']}-minute target)",

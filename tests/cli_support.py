@@ -48,13 +48,15 @@ def interrupt_metantk(args: list[str], *, cwd: Path, wait_for: str | None = None
 
 
 def act_on_metantk(args: list[str], *, cwd: Path, wait_for: str, action: Callable[[subprocess.Popen], None],
-                   timeout: float = 240.0, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Start ``metantk ARGS`` (``env`` added to its environment); once its stderr matches the
-    regular expression ``wait_for``, call ``action(process)``; return its exit status and the
-    stderr it wrote once it ends."""
+                   timeout: float = 240.0, env: dict[str, str] | None = None,
+                   own_group: bool = False) -> tuple[int, str]:
+    """Start ``metantk ARGS`` (``env`` added to its environment; with ``own_group`` in a process
+    group of its own, as a terminal starts a command, so that ``os.killpg(process.pid, ...)``
+    reaches it and every process it starts); once its stderr matches the regular expression
+    ``wait_for``, call ``action(process)``; return its exit status and the stderr it wrote once it ends."""
     environment = _environment({"PYTHONUNBUFFERED": "1", **(env or {})})
     proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, *args], cwd=cwd, env=environment,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=own_group)
     lines: list[str] = []
     reader = threading.Thread(target=_read_chunks, args=(proc.stderr, lines), daemon=True)
     reader.start()
@@ -88,3 +90,18 @@ def _read_chunks(stream, lines: list[str]) -> None:
         if not chunk:
             return
         lines.append(chunk.decode(errors="replace"))
+
+
+def spawned_children(pid: int) -> list[int]:
+    """The process ids of the spawned multiprocessing workers (``spawn_main``) of process ``pid``."""
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -4,11 +4,13 @@ work where they can be; Ctrl-C is one line, exit 130, and keeps what was done.""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import time
 
 import pytest
 import torch
-from cli_support import interrupt_metantk, run_metantk
+from cli_support import act_on_metantk, interrupt_metantk, process_alive, run_metantk, spawned_children
 
 from metantk_plugin.cli import main
 from metantk_plugin.commands import search as search_command
@@ -171,6 +173,31 @@ def test_ctrl_c_in_a_search_with_out_checkpoints_it_and_the_same_command_resumes
     resumed, whole = (json.loads((tmp_path / d / "search.json").read_text()) for d in ("run", "whole"))
     assert (resumed["arch"], resumed["rounds"], resumed["alphas"]) == (whole["arch"], whole["rounds"], whole["alphas"])
     assert not (tmp_path / "run" / "search-checkpoint.json").exists()
+
+
+def test_ctrl_c_in_a_search_on_worker_processes_reaches_them_all_and_the_same_command_resumes_it(tmp_path, capsys):
+    """Ctrl-C in a terminal signals the whole process group: the workers too."""
+    args = [*SMALL_SEARCH[:-1], "--channels", "8", "--prune-number", "1", "--repeats", "2",
+            "--executor", "processes", "--workers", "2"]
+    workers: list[int] = []
+
+    def ctrl_c(process) -> None:
+        workers.extend(spawned_children(process.pid))
+        os.killpg(process.pid, signal.SIGINT)
+
+    status, err = act_on_metantk([*args, "--out", str(tmp_path / "run")], cwd=tmp_path, action=ctrl_c,
+                                 wait_for=r"MetaNTK-NAS on nb201: .*\| *[1-3]/4 ", own_group=True)
+    assert "run the same command to resume it" in _interrupted(status, err, "search")
+    assert len(workers) == 2
+    deadline = time.monotonic() + 20
+    while any(process_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(process_alive(pid) for pid in workers)
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    capsys.readouterr()
+    resumed, whole = (json.loads((tmp_path / d / "search.json").read_text()) for d in ("run", "whole"))
+    assert (resumed["arch"], resumed["rounds"], resumed["alphas"]) == (whole["arch"], whole["rounds"], whole["alphas"])
 
 
 def test_a_search_refuses_the_checkpoint_of_another_search_until_forced(tmp_path, capsys):

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from cli_support import process_alive, spawned_children
 
 from metantk_plugin.scoring.executors import LocalExecutor, ProcessExecutor, RayExecutor, make_executor
 from metantk_plugin.scoring.run import ArchitectureScorer, sample_tasks
@@ -88,24 +89,45 @@ def test_workers_end_when_their_parent_is_killed():
     workers: list[int] = []
     while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
         time.sleep(0.2)
-        workers = _children(parent.pid)
+        workers = spawned_children(parent.pid)
     assert len(workers) >= 2, f"the pool's workers did not start (parent exit code {parent.poll()})"
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 20
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(process_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not any(_alive(pid) for pid in workers)
+    assert not any(process_alive(pid) for pid in workers)
 
 
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
+class _Counter:
+    """Counts its calls: in a pool, each worker's copy counts the calls that worker served."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, _item) -> tuple[int, int]:
+        self.calls += 1
+        return os.getpid(), self.calls
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+def test_a_pool_serves_every_map_of_one_function_and_stops_at_once_on_an_exception():
+    counter = _Counter()
+    pool = ProcessExecutor(2)
+    with pytest.raises(KeyboardInterrupt):
+        with pool:
+            first = list(pool.map(counter, range(6)))
+            again = list(pool.map(counter, range(6)))
+            calls_per_worker: dict[int, int] = {}
+            for pid, calls in first + again:
+                calls_per_worker[pid] = max(calls, calls_per_worker.get(pid, 0))
+            assert sum(calls_per_worker.values()) == 12  # the same workers, with the state of the first map
+            other = {pid for pid, _ in pool.map(_Counter(), range(4))}
+            assert not other & set(calls_per_worker)  # another function: another pool
+            sleeping = pool.map(time.sleep, [0, 60, 60])
+            next(sleeping)
+            workers = spawned_children(os.getpid())
+            assert len(workers) == 2
+            stopped = time.monotonic()
+            raise KeyboardInterrupt  # as Ctrl-C would, while both workers sleep
+    assert time.monotonic() - stopped < 30
+    assert not any(process_alive(pid) for pid in workers)

@@ -209,3 +209,40 @@ def test_a_checkpoint_that_cannot_be_written_warns_and_the_search_goes_on(tmp_pa
         result = run_pruning_search(space, tiny_source, settings,
                                     checkpoint=SearchCheckpoint(blocked / "state.json", {}, every_seconds=0))
     assert result.architecture == run_pruning_search(space, tiny_source, settings).architecture
+
+
+def test_a_search_on_worker_processes_equals_the_search_here_at_their_thread_count():
+    from metantk_plugin.scoring.executors import ProcessExecutor
+
+    space = NB201SearchSpace(channels=4, cells=1)
+    settings = SearchSettings(repeats=2, n_tasks=2, region_samples=50, seed=5, prune_number=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # each worker's, so that the arithmetic is the same
+    try:
+        here = run_pruning_search(space, tiny_source, settings)
+    finally:
+        torch.set_num_threads(threads)
+    with ProcessExecutor(2) as pool:
+        there = run_pruning_search(space, tiny_source, settings, executor=pool)
+        with pytest.raises(ValueError, match="faithful search .* runs in this process"):
+            run_pruning_search(space, tiny_source, SearchSettings(faithful=True), executor=pool)
+    assert (there.architecture, there.rounds, there.alphas) == (here.architecture, here.rounds, here.alphas)
+    assert (there.kernel_evaluations, there.region_evaluations) == (here.kernel_evaluations, here.region_evaluations)
+
+
+def test_what_a_worker_warns_is_warned_here():
+    from metantk_plugin.kernels import DegenerateKernelWarning
+    from metantk_plugin.scoring.executors import ProcessExecutor
+    from metantk_plugin.search.pruning import _RepeatSetting, _Scorer
+
+    space = NB201SearchSpace(channels=4, cells=1)
+    settings = SearchSettings(n_tasks=2)
+    tasks = tiny_source(2, 0)
+    tasks.query_x[0] = math.nan  # a NaN image makes a NaN kernel
+    origin = space.initial_alphas()
+    setting = _RepeatSetting((0, 0), space, settings, origin, tasks, torch.rand(20, 1, 3, 3), 1, 2)
+    with ProcessExecutor(1) as pool:
+        scorer = _Scorer(settings, pool)
+        with pytest.warns(DegenerateKernelWarning, match="origin: NTK has NaN"):
+            [(kappa, _)] = list(scorer.trials(setting, [("origin", origin)]))
+    assert kappa == math.inf and scorer.kernel_evaluations == scorer.region_evaluations == 1

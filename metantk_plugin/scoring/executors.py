@@ -88,6 +88,7 @@ def _set_torch_threads(threads: int) -> None:
 def _install_worker(fn: Callable, threads: int) -> None:
     global _WORKER_FN
     _end_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the pool
     _set_torch_threads(threads)
     _WORKER_FN = fn
 
@@ -97,27 +98,45 @@ def _call_worker(item):
 
 
 class ProcessExecutor(Executor):
-    """A pool of ``workers`` spawned processes; ``fn`` is sent once to each worker."""
+    """A pool of ``workers`` spawned processes; ``fn`` is sent once to each worker, and
+    the pool serves every ``map`` of the same ``fn`` object (its state stays in the workers).
+    The workers ignore Ctrl-C: the parent stops them, at once when it closes the pool
+    because of an exception (Ctrl-C included), else after their current items."""
 
     def __init__(self, workers: int = 2, *, threads_per_worker: int = 1):
         self.workers = _check_workers(workers)
         self.threads_per_worker = _check_workers(threads_per_worker)
         self._pool: ProcessPoolExecutor | None = None
+        self._fn: Callable | None = None
 
     def map(self, fn: Callable, items: Iterable) -> Iterator:
-        self.close()
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_install_worker, initargs=(fn, self.threads_per_worker),
-        )
+        if self._pool is None or fn is not self._fn:
+            self.close()
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_install_worker, initargs=(fn, self.threads_per_worker),
+            )
+            self._fn = fn
         pool = self._pool
         return _ordered(lambda item: pool.submit(_call_worker, item), lambda fut: fut.result(), items,
                         2 * self.workers, cancel=lambda fut: fut.cancel())
 
-    def close(self) -> None:
+    def close(self, *, now: bool = False) -> None:
+        """Stop the workers after their current items, or at once when ``now``."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool, self._fn = self._pool, None, None
+            if now:  # ProcessPoolExecutor has no public way to stop a running item
+                processes = list((getattr(pool, "_processes", None) or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.join()
+            else:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(now=exc_type is not None)
 
 
 def _ray_apply(fn: Callable, item, threads: int):

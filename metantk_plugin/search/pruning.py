@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 
 from metantk_plugin.proxies.metantk import MetaNTK
 from metantk_plugin.proxies.te_nas import linear_region_count, ntk_condition_number
+from metantk_plugin.scoring.executors import Executor, LocalExecutor
 from metantk_plugin.search.checkpoint import SearchCheckpoint
 from metantk_plugin.search.settings import INDICATORS, SearchSettings
 from metantk_plugin.search.space import REMOVED, PrunableSpace
@@ -170,26 +172,112 @@ def _region_inputs(images: torch.Tensor, n: int, generator: torch.Generator) -> 
     return crops.unsqueeze(1)
 
 
-class _Scorer:
-    """Computes κ and R for networks under the settings, counting evaluations."""
+def _kappa(s: SearchSettings, network: nn.Module, tasks: TaskBatch, head_seed: int, label: str) -> float:
+    """The indicator's condition number of ``network`` on ``tasks`` (1 for 'regions')."""
+    if s.indicator == "regions":
+        return 1.0
+    if s.indicator == "ntk":
+        return ntk_condition_number(network, tasks.inputs(), backend=s.backend, label=label)
+    proxy = MetaNTK(s.algorithm, s.inner_lr_time, s.reg, seed=head_seed, backend=s.backend)
+    return proxy.condition_number(network, tasks, label=label)
 
-    def __init__(self, settings: SearchSettings):
+
+@dataclass(frozen=True)
+class _RepeatSetting:
+    """What the origin and every candidate of one round and repeat are scored with: the
+    kernel net's weights (Kaiming normal, fan_out) from ``weight_seed``, the thin net's
+    (fan_in) from ``weight_seed + 1``, one meta-batch, one head seed and one set of crops."""
+
+    key: tuple[int, int]
+    space: PrunableSpace
+    settings: SearchSettings
+    origin: dict[str, torch.Tensor]
+    tasks: TaskBatch
+    crops: torch.Tensor
+    weight_seed: int
+    head_seed: int
+
+
+def _crop_pool(source: TaskSampler, s: SearchSettings) -> torch.Tensor:
+    """The images [M, C, H, W] of 10 tasks the region crops of every round are cut from."""
+    return source.sample(10, _derived_seed(s.seed, 999)).inputs()
+
+
+def _repeat_setting(space: PrunableSpace, source: TaskSampler, s: SearchSettings, alphas: dict[str, torch.Tensor],
+                    round_index: int, repeat: int, pool: torch.Tensor) -> _RepeatSetting:
+    """The setting of ``repeat`` of round ``round_index`` (default mode), all drawn from the seed."""
+    device = torch.device(s.device)
+    batch_seed = _derived_seed(s.seed, round_index, repeat, 1)
+    crops = _region_inputs(pool, s.region_samples,
+                           torch.Generator().manual_seed(_derived_seed(s.seed, round_index, repeat, 2)))
+    return _RepeatSetting((round_index, repeat), space, s, {k: v.clone() for k, v in alphas.items()},
+                          source.sample(s.n_tasks, batch_seed).to(device), crops.to(device), batch_seed,
+                          _derived_seed(batch_seed, 3))
+
+
+class _TrialScorer:
+    """``(setting, label, alphas) -> (κ, R, warnings)``: both networks of ``setting``
+    conditioned on ``alphas``. The networks of the latest setting are kept, so that a
+    worker builds them once per round and repeat; they are never pickled."""
+
+    def __init__(self) -> None:
+        self._built: tuple[tuple[int, int], nn.Module, nn.Module] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_built": None}
+
+    def _networks(self, setting: _RepeatSetting) -> tuple[nn.Module, nn.Module]:
+        if self._built is None or self._built[0] != setting.key:
+            self._built = None  # the old pair goes before the new one is built
+            device = torch.device(setting.settings.device)
+            net = setting.space.kernel_network(setting.origin).to(device).train()
+            _kaiming_normal_(net, mode="fan_out", generator=torch.Generator().manual_seed(setting.weight_seed))
+            thin = setting.space.region_network(setting.origin).to(device).train()
+            _kaiming_normal_(thin, mode="fan_in", generator=torch.Generator().manual_seed(setting.weight_seed + 1))
+            self._built = (setting.key, net, thin)
+        return self._built[1], self._built[2]
+
+    def __call__(self, item: tuple[_RepeatSetting, str, dict[str, torch.Tensor]]) -> tuple[float, float, list]:
+        setting, label, alphas = item
+        net, thin = self._networks(setting)
+        setting.space.apply_alphas(net, alphas)
+        setting.space.apply_alphas(thin, alphas)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            kappa = _kappa(setting.settings, net, setting.tasks, setting.head_seed, label)
+            regions = float(linear_region_count(thin, setting.crops))
+        return kappa, regions, [(w.message, w.category) for w in caught]
+
+
+class _Scorer:
+    """Computes κ and R for networks under the settings, here or on ``executor``, counting evaluations."""
+
+    def __init__(self, settings: SearchSettings, executor: Executor):
         self.s = settings
+        self.executor = executor
+        self.trial_scorer = _TrialScorer()
         self.kernel_evaluations = 0
         self.region_evaluations = 0
 
     def kappa(self, network: nn.Module, tasks: TaskBatch, head_seed: int, label: str) -> float:
-        if self.s.indicator == "regions":
-            return 1.0
-        self.kernel_evaluations += 1
-        if self.s.indicator == "ntk":
-            return ntk_condition_number(network, tasks.inputs(), backend=self.s.backend, label=label)
-        proxy = MetaNTK(self.s.algorithm, self.s.inner_lr_time, self.s.reg, seed=head_seed, backend=self.s.backend)
-        return proxy.condition_number(network, tasks, label=label)
+        self.kernel_evaluations += self.s.indicator != "regions"
+        return _kappa(self.s, network, tasks, head_seed, label)
 
     def regions(self, network: nn.Module, x: torch.Tensor) -> float:
         self.region_evaluations += 1
         return float(linear_region_count(network, x))
+
+    def trials(self, setting: _RepeatSetting,
+               trials: list[tuple[str, dict[str, torch.Tensor]]]) -> Iterator[tuple[float, float]]:
+        """``(κ, R)`` of each ``(label, alphas)`` under ``setting``, in order; the warnings
+        of a worker are raised here."""
+        for kappa, regions, caught in self.executor.map(self.trial_scorer,
+                                                         [(setting, label, a) for label, a in trials]):
+            for message, category in caught:
+                warnings.warn(message, category, stacklevel=2)
+            self.kernel_evaluations += self.s.indicator != "regions"
+            self.region_evaluations += 1
+            yield kappa, regions
 
 
 def _relative_change(origin: float, candidate: float, precision: int | None) -> float:
@@ -215,21 +303,33 @@ def _with_removed(alphas: dict[str, torch.Tensor], cand: Candidate, op_index: in
 
 def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int, int], TaskBatch],
                        settings: SearchSettings | None = None, *, progress: bool = False,
-                       checkpoint: SearchCheckpoint | None = None) -> SearchResult:
+                       checkpoint: SearchCheckpoint | None = None, executor: Executor | None = None) -> SearchResult:
     """Prune ``space``'s supernet to one architecture using tasks from ``source``.
 
     With a ``checkpoint`` the search saves its state as it goes and when it stops for any
     reason, and a search started again with the same checkpoint resumes where it stopped,
     with the same result (the origin of an unfinished round and repeat is scored again,
     so the evaluation counts include that). A faithful search draws from torch's global
-    random state, so it cannot be resumed and refuses a checkpoint."""
+    random state, so it cannot be resumed and refuses a checkpoint.
+
+    ``executor`` (:func:`~metantk_plugin.scoring.executors.make_executor`; default: this
+    process) scores the origin and the candidates of each round and repeat, e.g. on 2
+    spawned processes of 1 torch thread each, which on 2 CPU cores scores about 1.3x as
+    many DARTS candidates per minute as this process with 2 threads
+    (``benchmarks/darts_full_search.py``). A score does not depend on which worker
+    computed it, only, in its last bits, on the torch thread count; a faithful search
+    runs in this process only."""
     s = settings or SearchSettings()
     if checkpoint is not None and s.faithful:
         raise ValueError("a faithful search draws from torch's global random state and cannot be resumed; "
                          "run it without a checkpoint")
+    executor = executor or LocalExecutor()
+    if s.faithful and not isinstance(executor, LocalExecutor):
+        raise ValueError("a faithful search draws from torch's global random state, so it runs in this process; "
+                         "use the local executor")
     source = as_task_sampler(source)
     start = time.perf_counter()
-    scorer = _Scorer(s)
+    scorer = _Scorer(s, executor)
     alphas = {k: v.clone().float() for k, v in space.initial_alphas().items()}
     rounds: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
@@ -268,7 +368,7 @@ def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.seed)
         head_rng = np.random.default_rng(s.seed)
-        pool = source.sample(10, _derived_seed(s.seed, 999)).inputs()
+        pool = _crop_pool(source, s)
         round_index = len(rounds)
         with tqdm(desc=f"MetaNTK-NAS on {space.name}", unit="round", initial=round_index,
                   total=round_index + _planned_rounds(space, alphas, s), disable=not progress) as bar:
@@ -354,19 +454,13 @@ def _score_candidates(space: PrunableSpace, source: TaskSampler, s: SearchSettin
     def cand_alphas(c: Candidate) -> dict[str, torch.Tensor]:
         return _with_removed(alphas, c, None if whole_edge else space.op_names.index(c.op))
 
-    def kernel_net() -> nn.Module:
-        return space.kernel_network(alphas).to(device).train()
-
-    def region_net() -> nn.Module:
-        return space.region_network(alphas).to(device).train()
-
     precision = s.effective_precision
     if s.faithful:
         # the official loop: one origin per round with default weights; per candidate a new
         # thin origin and, per repeat, a fresh meta-batch and a new random head per network
-        net = kernel_net()
+        net = space.kernel_network(alphas).to(device).train()
         for j, c in enumerate(cands):
-            thin = region_net()
+            thin = space.region_network(alphas).to(device).train()
             for repeat in range(s.repeats):
                 batch_seed = _derived_seed(s.seed, round_index, j, repeat, 1)
                 tasks = source.sample(s.n_tasks, batch_seed).to(device)
@@ -386,25 +480,11 @@ def _score_candidates(space: PrunableSpace, source: TaskSampler, s: SearchSettin
         todo = [c for c in cands if len(c.kappa_deltas) <= repeat]
         if not todo:
             continue
-        batch_seed = _derived_seed(s.seed, round_index, repeat, 1)
-        gen = torch.Generator().manual_seed(_derived_seed(s.seed, round_index, repeat, 2))
-        crops = _region_inputs(pool, s.region_samples, gen).to(device)
-        net = kernel_net()
-        _kaiming_normal_(net, mode="fan_out", generator=torch.Generator().manual_seed(batch_seed))
-        thin = region_net()
-        _kaiming_normal_(thin, mode="fan_in", generator=torch.Generator().manual_seed(batch_seed + 1))
-        tasks = source.sample(s.n_tasks, batch_seed).to(device)
-        head_seed = _derived_seed(batch_seed, 3)
-        k_o = scorer.kappa(net, tasks, head_seed, "origin")
-        r_o = scorer.regions(thin, crops)
-        for c in todo:
-            trial = cand_alphas(c)
-            space.apply_alphas(net, trial)
-            k_c = scorer.kappa(net, tasks, head_seed, f"{c.cell}/{c.edge}/{c.op}")
-            space.apply_alphas(thin, trial)
-            r_c = scorer.regions(thin, crops)
+        setting = _repeat_setting(space, source, s, alphas, round_index, repeat, pool)
+        trials = [("origin", alphas)] + [(f"{c.cell}/{c.edge}/{c.op}", cand_alphas(c)) for c in todo]
+        scores = scorer.trials(setting, trials)
+        k_o, r_o = next(scores)
+        for c, (k_c, r_c) in zip(todo, scores):
             c.kappa_deltas.append(_relative_change(k_o, k_c, precision))
             c.region_deltas.append(_relative_change(r_o, r_c, precision))
             scored()
-        space.apply_alphas(net, alphas)
-        space.apply_alphas(thin, alphas)
