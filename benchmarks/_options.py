@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
 
+from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.scoring.executors import EXECUTORS
 
 BENCHMARKS = Path(__file__).resolve().parent
@@ -36,3 +39,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", type=Path, default=BENCHMARKS / "work", help="folder of the resumable score files")
     parser.add_argument("--results", type=Path, default=BENCHMARKS / "results", help="folder of the results")
     parser.add_argument("--force", action="store_true", help="replace existing result files")
+
+
+def write_result_files(json_path: str | os.PathLike, result: dict, text: str) -> None:
+    """``result`` as JSON at ``json_path`` and the markdown ``text`` beside it (``.md``), each atomically."""
+    path = Path(json_path)
+    write_file_atomically(path, json.dumps(result, indent=1))
+    write_file_atomically(path.with_suffix(".md"), text)

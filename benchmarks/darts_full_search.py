@@ -22,10 +22,9 @@ import signal
 import sys
 
 import torch
-from _options import BENCHMARKS, existing_file
+from _options import BENCHMARKS, existing_file, write_result_files
 
 from metantk_plugin import __version__
-from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.cli import main as metantk
 
 CONFIG = BENCHMARKS / "configs" / "darts_full_search.json"
@@ -90,8 +89,7 @@ def main(argv=None) -> int:
     result = report(config, json.loads(open(finished, encoding="utf-8").read()))
     text = markdown(result)
     print(text)
-    write_file_atomically(out, json.dumps(result, indent=1))
-    write_file_atomically(out[: -len(".json")] + ".md", text)
+    write_result_files(out, result, text)
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import importlib.util
-import json
 import multiprocessing
 import os
 import platform
@@ -32,11 +31,10 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
-from _options import BENCHMARKS, positive_int
+from _options import BENCHMARKS, positive_int, write_result_files
 from speed import _tasks, networks, peak_rss_mb
 
 import metantk_plugin.proxies.metantk as metantk_proxy
-from metantk_plugin.atomic_files import write_file_atomically
 
 NTK_PATH = "metantk_plugin/kernels/ntk.py"
 
@@ -142,8 +140,7 @@ def main() -> int:
     for key in networks():
         if args.networks in ("all", key):
             report["networks"].append(compare(key, sides, args.repeats, args.against, args.threads))
-    write_file_atomically(stem.with_suffix(".json"), json.dumps(report, indent=1))
-    write_file_atomically(stem.with_suffix(".md"), markdown(report))
+    write_result_files(stem.with_suffix(".json"), report, markdown(report))
     print(markdown(report))
     return 0
 

@@ -39,6 +39,8 @@ def test_make_executor_validates():
         make_executor("local", 4)
     with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
         ProcessExecutor(0)
+    with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
+        make_executor("processes", 0)  # not the default in disguise
 
 
 def test_processes_keep_order_surface_errors_and_match_local():

@@ -34,9 +34,9 @@ examples:
   metantk search --space darts-fewshot --data mini-imagenet:~/data/miniImageNet \\
       --channels 48 --cells 5 --repeats 3 --device cuda        # the paper's full-size search
   metantk search --space nb201 --indicator ntk --faithful     # TE-NAS, official behaviour
-  metantk search --space darts-fewshot --data omniglot:../shared/data/fewshot/omniglot --repeats 3 \
+  metantk search --space darts-fewshot --data omniglot:../shared/data/fewshot/omniglot --repeats 3 \\
       --executor processes --workers 2 --out run2
-      candidates scored by 2 processes of 1 thread each: on 2 CPU cores about 1.3x as fast as one
+      candidates scored by 2 processes of 1 thread each: on 2 CPU cores about 1.2x as fast as one
       process with 2 threads
 
 The NAS-Bench-201 table is looked up at --truth, else $METANTK_NB201_CSV, else

@@ -255,5 +255,6 @@ def make_executor(kind: str, workers: int | None = None, *, threads_per_worker: 
             raise ValueError(f"the local executor runs one item at a time; got workers={workers} "
                              "(use --executor processes or ray for parallel scoring)")
         return LocalExecutor()
-    return ProcessExecutor(workers or multiprocessing.cpu_count(), threads_per_worker=threads_per_worker)
+    return ProcessExecutor(multiprocessing.cpu_count() if workers is None else workers,
+                           threads_per_worker=threads_per_worker)
 

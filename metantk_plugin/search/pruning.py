@@ -313,12 +313,13 @@ def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int
     random state, so it cannot be resumed and refuses a checkpoint.
 
     ``executor`` (:func:`~metantk_plugin.scoring.executors.make_executor`; default: this
-    process) scores the origin and the candidates of each round and repeat, e.g. on 2
-    spawned processes of 1 torch thread each, which on 2 CPU cores scores about 1.3x as
-    many DARTS candidates per minute as this process with 2 threads
-    (``benchmarks/darts_full_search.py``). A score does not depend on which worker
-    computed it, only, in its last bits, on the torch thread count; a faithful search
-    runs in this process only."""
+    process) scores the origin and the candidates of each round and repeat. On 2 CPU
+    cores, 2 spawned processes of 1 torch thread each score about 1.2x as many DARTS
+    candidates per minute as this process with 2 threads (``benchmarks/search_executor_ab.py``).
+    A process worker builds a repeat's networks once; a Ray task builds them for every
+    candidate. A score does not depend on which worker computed it, only on the torch
+    thread count, in its last bits (which an ill-conditioned kernel can magnify). A
+    faithful search runs in this process only."""
     s = settings or SearchSettings()
     if checkpoint is not None and s.faithful:
         raise ValueError("a faithful search draws from torch's global random state and cannot be resumed; "
