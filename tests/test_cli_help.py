@@ -69,7 +69,7 @@ def test_the_parsers_offer_the_names_of_the_defining_modules():
     assert choices == {
         ("score", "space"): SPACES, ("score", "dtype"): DTYPES, ("score", "executor"): EXECUTORS,
         ("search", "space"): tuple(sorted(SEARCH_SPACES)), ("search", "indicator"): INDICATORS,
-        ("search", "algorithm"): vocabulary.METANTK_ALGORITHMS,
+        ("search", "algorithm"): vocabulary.METANTK_ALGORITHMS, ("search", "executor"): EXECUTORS,
         ("evaluate", "space"): vocabulary.ARCH_SPACES, ("evaluate", "protocol"): PROTOCOLS,
         ("evaluate", "strategy"): vocabulary.STRATEGIES, ("evaluate", "query_precision"): vocabulary.QUERY_PRECISIONS,
         ("evaluate", "executor"): EXECUTORS,
