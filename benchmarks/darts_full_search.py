@@ -47,7 +47,9 @@ def report(config: dict, search: dict) -> dict:
             "torch_threads": torch.get_num_threads(), "minutes": minutes,
             "within_target": minutes <= config["target_minutes"],
             "kernel_evaluations": search["kernel_evaluations"], "region_evaluations": search["region_evaluations"],
-            "rounds": len(search["rounds"]), "genotype": search["genotype"]}
+            "rounds": len(search["rounds"]), "round_minutes": [None if t is None else t / 60
+                                                              for t in search.get("round_seconds", [])],
+            "genotype": search["genotype"]}
 
 
 def markdown(r: dict) -> str:
@@ -63,6 +65,8 @@ def markdown(r: dict) -> str:
         f"- wall time: {r['minutes']:.1f} minutes, summed over resumptions ({verdict} the "
         f"{c['target_minutes']}-minute target)",
         f"- {r['kernel_evaluations']} kernel and {r['region_evaluations']} region evaluations in {r['rounds']} rounds",
+        "- minutes per round: " + (", ".join("?" if t is None else f"{t:.1f}" for t in r["round_minutes"])
+                                   or "not recorded"),
         f"- genotype: `{r['genotype']}`",
         "",
     ])

@@ -237,7 +237,7 @@ def lazy_batches(train, protocol: dict, iterations: int):
 
 def table(rows: dict, meta: dict) -> str:
     lines = [f"# MAML vs learn2learn, one process ({meta['threads']} thread(s), strategy {meta['strategy']}, "
-             f"load average at start {meta['load_average']})", "",
+             f"seed {meta['seed']}, load average at start {meta['load_average']})", "",
              "| algorithm | our query passes | iterations | ours s/it (median [q1, q3]) | learn2learn s/it | speed-up "
              "(median of paired ratios [q1, q3]) | CPU-time speed-up | gradient difference from learn2learn / "
              "largest entry (from float64: ours, learn2learn) | query-convolution floor s/it | learn2learn / floor "
@@ -289,6 +289,8 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true", help="also train both sides for 628 / 763 iterations "
                         "and compare meta-test accuracy (hours on one thread)")
     parser.add_argument("--episodes", type=positive_int, default=None, help="meta-test episodes (default: 600)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the initial weights, the meta-batches and "
+                        "the meta-test episodes (default: the anchor's 0); other seeds give an accuracy's spread")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="maml_vs_learn2learn", help="file name stem of the results")
     parser.add_argument("--force", action="store_true", help="overwrite an existing result file")
@@ -300,6 +302,8 @@ def main() -> None:
 
     config = json.loads(args.config.read_text())
     protocol = json.loads((args.config.parent / config["anchor"]).read_text())
+    if args.seed is not None:
+        protocol["seed"] = args.seed
     threads = args.threads or protocol["threads"]
     torch.set_num_threads(threads)
     strategy = args.strategy or config["strategy"]
@@ -341,9 +345,9 @@ def main() -> None:
                 **{name: evaluate_episodes(side.evaluate, test, episodes=episodes, seed=protocol["seed"]).to_dict()
                    for name, side in named.items()}}
         print(table({algorithm: rows[algorithm]}, {"threads": threads, "strategy": strategy,
-                                                   "load_average": load}), flush=True)
+                                                   "seed": protocol["seed"], "load_average": load}), flush=True)
 
-    meta = {"threads": threads, "strategy": strategy, "load_average": load, "warmup": warmup,
+    meta = {"threads": threads, "strategy": strategy, "seed": protocol["seed"], "load_average": load, "warmup": warmup,
             "data_seconds_per_meta_batch": data_seconds, "learn2learn": l2l.__version__,
             "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}", **counts}
     args.out.mkdir(parents=True, exist_ok=True)

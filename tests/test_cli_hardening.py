@@ -136,12 +136,14 @@ def test_warnings_print_without_their_source_line(tmp_path):
     assert "warnings.warn" not in done.stderr and ".py:" not in done.stderr
 
 
-def test_the_search_progress_bar_has_the_number_of_rounds_as_its_total(tmp_path):
+def test_the_search_progress_bar_has_the_number_of_rounds_as_its_total_and_each_round_is_timed(tmp_path):
     args = [*SMALL_SEARCH[:-1], "--prune-number", "2", "--out", str(tmp_path / "run")]  # NB201: 5 operations
     done = run_metantk(args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "| 0/2 [" in done.stderr and "| 2/2 [" in done.stderr
-    assert len(json.loads((tmp_path / "run" / "search.json").read_text())["rounds"]) == 2
+    stored = json.loads((tmp_path / "run" / "search.json").read_text())
+    assert len(stored["rounds"]) == 2 and len(stored["round_seconds"]) == 2
+    assert "seconds per round: " + ", ".join(f"{t:.1f}" for t in stored["round_seconds"]) in done.stdout
 
 
 # ---------------------------------------------------------------- Ctrl-C

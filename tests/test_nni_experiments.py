@@ -197,3 +197,8 @@ def test_metantk_pruning_strategy_runs_to_one_architecture(nni_home, tmp_path):
     resumed = MetaNTKPruning(tasks=tasks)
     resumed.load_state_dict(strategy.state_dict())
     assert resumed.result.architecture == result.architecture
+    assert resumed.result.round_seconds == result.round_seconds and len(result.round_seconds) == 4
+    state = strategy.state_dict()  # as saved before rounds were timed
+    state["result"] = {k: v for k, v in state["result"].items() if k != "round_seconds"}
+    resumed.load_state_dict(state)
+    assert resumed.result.round_seconds == [None] * 4 and resumed.result.rounds == result.rounds

@@ -67,6 +67,8 @@ def test_nb201_search_is_complete_and_deterministic():
     # 5 -> 1 operations on 6 edges: 4 rounds of 30 + 24 + 18 + 12 candidates, the origin once per round
     assert [len(r["candidates"]) for r in first.rounds] == [30, 24, 18, 12]
     assert first.kernel_evaluations == 84 + 4 and first.region_evaluations == 84 + 4
+    assert len(first.round_seconds) == 4 and all(t > 0 for t in first.round_seconds)
+    assert sum(first.round_seconds) <= first.seconds
     for r in first.rounds:
         pruned = [(c["cell"], c["edge"]) for c in r["candidates"] if c["pruned"]]
         assert sorted(pruned) == sorted(set(pruned)) and len(pruned) == 6
@@ -179,9 +181,32 @@ def test_an_interrupted_search_resumes_to_the_same_result(tmp_path, stop_at_draw
     resumed = run_pruning_search(space, tiny_source, settings, checkpoint=SearchCheckpoint(path, {"case": 1}))
     assert resumed.architecture == whole.architecture
     assert resumed.rounds == whole.rounds and resumed.alphas == whole.alphas
+    # the rounds finished before the stop keep their seconds; the one under way adds what it had
+    finished = len(saved["rounds"])
+    assert resumed.round_seconds[:finished] == saved["round_seconds"]
+    assert len(resumed.round_seconds) == len(whole.rounds)
+    if saved["current"] is not None:
+        assert resumed.round_seconds[finished] > saved["current_round_seconds"] > 0
     assert resumed.kernel_evaluations >= whole.kernel_evaluations  # an unfinished repeat scores its origin again
     with pytest.raises(ValueError, match=r"holds another search \(case: 1 there, 2 now\)"):
         run_pruning_search(space, tiny_source, settings, checkpoint=SearchCheckpoint(path, {"case": 2}))
+
+
+def test_a_checkpoint_saved_before_rounds_were_timed_still_resumes(tmp_path):
+    from metantk_plugin.search import SearchCheckpoint
+
+    space = NB201SearchSpace(channels=4, cells=1)
+    settings = SearchSettings(repeats=2, n_tasks=2, region_samples=50, seed=5, prune_number=2)
+    whole = run_pruning_search(space, tiny_source, settings)
+    path = tmp_path / "state.json"
+    with pytest.raises(KeyboardInterrupt):
+        run_pruning_search(space, _StopsAfter(4), settings, checkpoint=SearchCheckpoint(path, {}, every_seconds=0))
+    saved = json.loads(path.read_text())
+    assert len(saved["rounds"]) == 1 and saved["current"] is not None
+    path.write_text(json.dumps({k: v for k, v in saved.items() if k not in ("round_seconds", "current_round_seconds")}))
+    resumed = run_pruning_search(space, tiny_source, settings, checkpoint=SearchCheckpoint(path, {}))
+    assert (resumed.rounds, resumed.alphas) == (whole.rounds, whole.alphas)
+    assert resumed.round_seconds[0] is None and all(t > 0 for t in resumed.round_seconds[1:])
 
 
 def test_a_checkpoint_that_is_not_one_is_refused_and_faithful_searches_take_none(tmp_path):

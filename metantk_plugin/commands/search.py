@@ -201,6 +201,8 @@ def _save(report: dict[str, Any], out_file: Path) -> OSError | None:
 def _print_summary(report: dict[str, Any], out_file: Path | None) -> None:
     print(f"MetaNTK-NAS on {report['space']} with {report['data']} tasks: {report['seconds']:.1f} s, "
           f"{report['kernel_evaluations']} kernel and {report['region_evaluations']} region evaluations")
+    print("seconds per round: " + ", ".join("not recorded" if t is None else f"{t:.1f}"
+                                            for t in report["round_seconds"]))
     if report["space"] == "nb201":
         print(f"chosen cell: {report['arch']}  (index {report['index']})")
         truth = report.get("ground_truth")

@@ -2,7 +2,7 @@
 
 :func:`~metantk_plugin.search.pruning.run_pruning_search` saves its state (the alphas,
 the finished rounds, the candidates of the round under way with the deltas they have so
-far, the evaluation counts and the seconds spent) every ``every_seconds`` and when it
+far, the evaluation counts and the seconds spent, in all and per round) every ``every_seconds`` and when it
 stops for any reason, and picks it up again when started with the same checkpoint. A
 checkpoint belongs to one search: its ``identity`` (space, settings and whatever the
 caller adds, such as the data spec and the supernet size) must match to resume. The
@@ -26,6 +26,8 @@ __all__ = ["SearchCheckpoint"]
 _FORMAT = "metantk-search-checkpoint"
 _VERSION = 1
 _KEYS = ("alphas", "rounds", "current", "kernel_evaluations", "region_evaluations", "seconds")
+_TIMING_KEYS = ("round_seconds", "current_round_seconds")
+"""Saved since the search reports per-round seconds; a checkpoint without them still resumes."""
 
 
 class SearchCheckpoint:
@@ -66,7 +68,7 @@ class SearchCheckpoint:
         if not force and now - self._last_save < self.every_seconds:
             return False
         text = json.dumps({"format": _FORMAT, "version": _VERSION, "identity": self.identity,
-                           **{k: state[k] for k in _KEYS}}, default=_json_value)
+                           **{k: state[k] for k in _KEYS + _TIMING_KEYS}}, default=_json_value)
         self._last_save = now
         try:
             write_file_atomically(self.path, text)

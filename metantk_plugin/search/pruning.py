@@ -89,7 +89,9 @@ class Candidate:
 @dataclass
 class SearchResult:
     """The chosen architecture (``space.describe``), every round's candidates and
-    decisions, the final alphas, evaluation counts and wall time."""
+    decisions, the final alphas, evaluation counts and wall time: in all (``seconds``, summed
+    over resumptions) and per round (``round_seconds[i]`` for ``rounds[i]``; None for a round
+    finished before a resume from a checkpoint that did not record it)."""
 
     architecture: dict[str, Any]
     rounds: list[dict[str, Any]]
@@ -98,6 +100,7 @@ class SearchResult:
     region_evaluations: int
     seconds: float
     settings: dict[str, Any]
+    round_seconds: list[float | None]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -333,15 +336,18 @@ def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int
     scorer = _Scorer(s, executor)
     alphas = {k: v.clone().float() for k, v in space.initial_alphas().items()}
     rounds: list[dict[str, Any]] = []
+    round_seconds: list[float | None] = []
     current: dict[str, Any] | None = None
     seconds_before = 0.0
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
         alphas = {k: torch.tensor(v, dtype=torch.float32) for k, v in saved["alphas"].items()}
         rounds, current, seconds_before = saved["rounds"], saved["current"], float(saved["seconds"])
+        round_seconds = saved.get("round_seconds", [None] * len(rounds))
         scorer.kernel_evaluations = int(saved["kernel_evaluations"])
         scorer.region_evaluations = int(saved["region_evaluations"])
     under_way: dict[str, Any] = {"current": current}
+    round_clock = _RoundClock()
 
     def save(*, force: bool = False) -> None:
         if checkpoint is not None:
@@ -352,6 +358,7 @@ def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int
                                                                                    current["candidates"]]},
                 "kernel_evaluations": scorer.kernel_evaluations, "region_evaluations": scorer.region_evaluations,
                 "seconds": seconds_before + time.perf_counter() - start,
+                "round_seconds": round_seconds, "current_round_seconds": round_clock.seconds(),
             }, force=force)
 
     def resumed_or(fresh: Callable[[], list[Candidate]], **where: Any) -> list[Candidate]:
@@ -360,8 +367,10 @@ def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int
         if current is not None and all(current.get(k) == v for k, v in where.items()):
             cands = [Candidate(**{**c, "pruned": False}) for c in current["candidates"]]
             current = None
+            round_clock.start(float(saved.get("current_round_seconds", 0.0)))
         else:
             cands = fresh()
+            round_clock.start()
         under_way["current"] = {**where, "candidates": cands}
         return cands
 
@@ -391,6 +400,7 @@ def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int
                             alphas[c.cell][c.edge, space.op_names.index(c.op)] = REMOVED
                             c.pruned = True
                     rounds.append({"phase": 1, "round": round_index, "candidates": [asdict(c) for c in cands]})
+                    round_seconds.append(round_clock.seconds())
                     under_way["current"] = None
                     round_index += 1
                     bar.update(1)
@@ -410,6 +420,7 @@ def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int
                                 c.pruned = True
                         rounds.append({"phase": 2, "round": round_index, "cell": cell, "group": [lo, hi],
                                        "candidates": [asdict(c) for c in cands]})
+                        round_seconds.append(round_clock.seconds())
                         under_way["current"] = None
                         round_index += 1
                         bar.update(1)
@@ -424,7 +435,21 @@ def run_pruning_search(space: PrunableSpace, source: TaskSampler | Callable[[int
         region_evaluations=scorer.region_evaluations,
         seconds=seconds_before + time.perf_counter() - start,
         settings={k: (str(v) if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(s).items()},
+        round_seconds=round_seconds,
     )
+
+
+class _RoundClock:
+    """Wall seconds of the round under way, carrying what it had when a search stopped."""
+
+    def __init__(self) -> None:
+        self.start()
+
+    def start(self, carried: float = 0.0) -> None:
+        self._began, self._carried = time.perf_counter(), carried
+
+    def seconds(self) -> float:
+        return self._carried + time.perf_counter() - self._began
 
 
 def _planned_rounds(space: PrunableSpace, alphas: dict[str, torch.Tensor], s: SearchSettings) -> int:

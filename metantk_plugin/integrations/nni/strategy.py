@@ -88,4 +88,6 @@ class MetaNTKPruning(_strategy.Strategy):
     def load_state_dict(self, state_dict: dict) -> None:
         result = state_dict.get("result")
         fields = {f.name for f in dataclasses.fields(SearchResult)}
+        if result is not None and "round_seconds" not in result:  # saved before rounds were timed
+            result = {**result, "round_seconds": [None] * len(result["rounds"])}
         self.result = None if result is None else SearchResult(**{k: v for k, v in result.items() if k in fields})
