@@ -19,6 +19,9 @@ Adam. The same torch thread count serves both (``torch.set_num_threads``).
    per-iteration times (learn2learn / ours: the speed-up). Interleaved with them, the
    query passes' convolutions alone in each precision (``QueryConvolutionFloor``): the
    floor every MAML pays, so learn2learn / floor bounds any speed-up over learn2learn.
+   Then where one meta-step of ours spends its time, under ``torch.profiler``: the phases of
+   the batched strategy (inner loops, query passes, the backward pass through the inner loops)
+   and, in each, convolutions apart from the rest.
 3. ``--accuracy``: 628 MAML / 763 first-order iterations of every side, interleaved (timed
    too), then meta-test accuracy (float32) with 95% intervals on 600 episodes.
 
@@ -44,6 +47,7 @@ from pathlib import Path
 
 import torch
 from _options import existing_file, positive_int
+from _profiling import print_breakdown, time_breakdown
 from omniglot_maml_anchor import build_samplers
 from torch import nn
 from torch.nn import functional as F
@@ -147,6 +151,23 @@ class QueryConvolutionFloor:
             for conv, weight in zip(self.convolutions, self.weights):
                 x = F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
             torch.autograd.grad(x, self.weights, torch.ones_like(x))
+
+
+PHASES = ("inner loops", "query passes", "backward through the inner loops")
+OUTSIDE = "outside them (meta-optimiser, set-up)"
+
+
+def phase_breakdown(named: dict, tasks) -> dict:
+    """Per side of ours, the rows of ``_profiling.time_breakdown`` for one meta-step on ``tasks``."""
+    return {name: time_breakdown(lambda side=side: side.meta_step(tasks), outside=OUTSIDE, detailed=PHASES)
+            for name, side in named.items() if name.startswith("ours_")}
+
+
+def phase_shares(rows: list[dict]) -> dict:
+    """Share of each phase, and of the convolutions in all of them, of one profiled meta-step."""
+    shares = {phase: sum(r["share"] for r in rows if r["phase"] == phase) for phase in (*PHASES, OUTSIDE)}
+    shares["convolutions"] = sum(r["share"] for r in rows if "conv" in r["layer"])
+    return shares
 
 
 def ours_name(precision: str) -> str:
@@ -260,6 +281,15 @@ def table(rows: dict, meta: dict) -> str:
                 f"[{speedup['q1']:.2f}, {speedup['q3']:.2f}] | "
                 f"{cpu['speedup'][name]['median']:.2f}x | {check[name]['vs_learn2learn']:.1e} "
                 f"({check[name]['vs_float64']:.1e}, {check['learn2learn']['vs_float64']:.1e}) | {bound} |")
+    lines += ["", "Where a meta-step of ours spends its time (shares of self CPU time under torch.profiler, one "
+              "step; profiling inflates small ops):", "",
+              "| algorithm | our query passes | " + " | ".join(PHASES) + f" | {OUTSIDE} | convolutions, in all |",
+              "|---|---|---|---|---|---|---|"]
+    for algorithm, row in rows.items():
+        for name, breakdown in row.get("breakdown", {}).items():
+            shares = phase_shares(breakdown)
+            lines.append(f"| {algorithm} | {name.removeprefix('ours_')} | "
+                         + " | ".join(f"{100 * shares[k]:.0f} %" for k in (*PHASES, OUTSIDE, "convolutions")) + " |")
     accuracy_rows = {a: r["accuracy"] for a, r in rows.items() if "accuracy" in r}
     if accuracy_rows:
         lines += ["", "| algorithm | side | iterations | meta-test accuracy (95 % interval) | episodes | speed-up over "
@@ -334,7 +364,10 @@ def main() -> None:
         floors = {floor_name(precision): QueryConvolutionFloor(named[ours_name(precision)].network, precision)
                   for precision in precisions}
         rows[algorithm] = {"gradient_check": check, "timed_iterations": iterations,
-                           "timing": summary(interleaved({**named, **floors}, batches, warmup))}
+                           "timing": summary(interleaved({**named, **floors}, batches, warmup)),
+                           "breakdown": phase_breakdown(named, batches[-1])}
+        for name, breakdown in rows[algorithm]["breakdown"].items():
+            print_breakdown(f"{algorithm}, {name}", breakdown)
         if args.accuracy:
             named = sides(l2l, protocol, algorithm, strategy, precisions)
             steps = config["accuracy_iterations"][algorithm]

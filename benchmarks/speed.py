@@ -53,11 +53,11 @@ from pathlib import Path
 
 import torch
 from _options import positive_int
+from _profiling import print_breakdown, time_breakdown
 from torch import nn
 
 from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.kernels import condition_number, metantk_from_kernels
-from metantk_plugin.kernels.ntk import PROFILE_PREFIX
 from metantk_plugin.network_adapter import split_output
 from metantk_plugin.proxies.metantk import MetaNTK, seeded_head
 from metantk_plugin.spaces.darts_fewshot import DartsFewshotSupernet
@@ -190,63 +190,14 @@ def floor_flops(network: nn.Module, x: torch.Tensor) -> float:
     return 3 * 2 * macs + grams
 
 
-_CONV_OPS = ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::convolution_backward",
-             "aten::thnn_conv2d", "aten::_convolution", "aten::conv2d", "aten::convolution")
-
-
-def _conv_kind(event) -> str:
-    """Layer kind of a convolution op from its recorded shapes (weight [O, I/g, kh, kw])."""
-    shapes = event.input_shapes
-    x, w = (shapes[1], shapes[2]) if event.name == "aten::convolution_backward" else (shapes[0], shapes[1])
-    if len(w) != 4 or len(x) != 4:
-        return "conv"
-    size = f"{w[2]}x{w[3]}"
-    if w[1] == x[1]:
-        return f"conv {size}"
-    return f"depthwise conv {size}" if w[1] == 1 else f"grouped conv {size}"
-
-
-def _op_category(event) -> str:
-    """What an op inside the forward or backward pass is: a conv kind, or a family of ops."""
-    conv = event
-    while conv is not None and conv.name not in _CONV_OPS:
-        conv = conv.cpu_parent
-    if conv is not None and conv.input_shapes:
-        return _conv_kind(conv)
-    name = event.name.lower()
-    for word, category in (("norm", "normalisation"), ("relu", "activation"), ("threshold", "activation"),
-                           ("clamp", "activation"), ("pool", "pooling"), ("mm", "linear"), ("linear", "linear")):
-        if word in name:
-            return category
-    return "elementwise, copies and the rest"
-
-
 def gram_breakdown(network: nn.Module, tasks: TaskBatch) -> list[dict]:
-    """Where one ``gram`` MetaNTK score spends its time: self CPU seconds of every op under
-    ``torch.profiler`` (one run), by phase of the backend (its ``record_function`` ranges) and,
-    inside the forward and backward passes, by layer kind (``conv 3x3``, ``depthwise conv 3x3``,
-    ...) or op family. Profiling inflates small ops, so shares, not totals, are the reading."""
-    from torch.profiler import ProfilerActivity, profile
-
+    """Where one ``gram`` MetaNTK score spends its time (``_profiling.time_breakdown``): by
+    phase of the backend and, inside the forward and backward passes, by layer kind."""
     proxy = MetaNTK(backend="gram")
     proxy.condition_number(network, tasks)
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        proxy.condition_number(network, tasks)
-    seconds: dict[tuple[str, str], float] = {}
-    for event in prof.events():
-        if event.name.startswith(PROFILE_PREFIX):
-            continue
-        phase, parent = "outside the kernel (MetaNTK solve, eigenvalues, set-up)", event.cpu_parent
-        while parent is not None and not parent.name.startswith(PROFILE_PREFIX):
-            parent = parent.cpu_parent
-        if parent is not None:
-            phase = parent.name[len(PROFILE_PREFIX):]
-        detail = _op_category(event) if phase in ("forward", "backward") else ""
-        seconds[phase, detail] = seconds.get((phase, detail), 0.0) + event.self_cpu_time_total / 1e6
-    total = sum(seconds.values())
-    rows = [{"phase": phase, "layer": detail, "seconds": s, "share": s / total}
-            for (phase, detail), s in seconds.items()]
-    return sorted(rows, key=lambda r: -r["seconds"])
+    return time_breakdown(lambda: proxy.condition_number(network, tasks),
+                          outside="outside the kernel (MetaNTK solve, eigenvalues, set-up)",
+                          detailed=("forward", "backward"))
 
 
 def peak_rss_mb() -> float:
@@ -413,7 +364,7 @@ def main() -> int:
                                     "strategies": rows, "gram_breakdown": breakdown}
         _print_table(name, floor_s, backprop_s, rows)
         if breakdown:
-            _print_breakdown(breakdown)
+            print_breakdown("gram", breakdown)
     report["peak_rss_mb"] = peak_rss_mb()
     print(f"peak RSS {report['peak_rss_mb']:.0f} MB; float64 max relative difference vs loop: "
           f"{report['float64_max_relative_difference_vs_loop']}")
@@ -438,14 +389,6 @@ def _print_table(name: str, floor_s: float, backprop_s: float, rows: dict) -> No
         print(f"{k:8s} {r['wall_s']:8.3f} {r['cpu_s']:8.3f} {r['system_s']:7.2f} {r['minor_page_faults']:9d} "
               f"{r.get('speedup_vs_loop', float('nan')):8.2f} "
               f"{r.get('speedup_vs_opacus', float('nan')):9.2f} {r['relative_difference_vs_gram']:10.2e} {cuda:>8s}")
-
-
-def _print_breakdown(rows: list[dict]) -> None:
-    print("where gram's time goes (self CPU time under torch.profiler, one run; rows under 1 % left out):")
-    for r in rows:
-        if r["share"] >= 0.01:
-            label = r["phase"] + (f" / {r['layer']}" if r["layer"] else "")
-            print(f"  {label:62s} {r['seconds']:7.3f} s {100 * r['share']:5.1f} %")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ For T tasks, θ the shared initial weights, α the inner learning rate (one step
 In step 2, images and convolution weights run in channels_last memory format (oneDNN's
 convolution backward is several times faster in it on CPU; in step 1, under vmap, it gains
 nothing measurable and meets operations without a batching rule). The results are those of
-``loop`` up to float32 rounding.
+``loop`` up to float32 rounding. Steps 1, 2 and 3 are ``torch.profiler`` ranges (named
+after ``PROFILE_PREFIX``), so a profile shows where a meta-step spends its time.
 
 Inside ``vmap``, the native batch_norm gives wrong second-order gradients (torch 2.x), so
 in step 1 of ``maml`` the BatchNorm layers run as plain tensor operations: the same function
@@ -31,7 +32,9 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.profiler import record_function
 
+from metantk_plugin.kernels.ntk import PROFILE_PREFIX
 from metantk_plugin.tasks import TaskBatch
 
 Params = dict[str, torch.Tensor]
@@ -48,24 +51,27 @@ def batched_meta_gradient(network: nn.Module, params: Params, tasks: TaskBatch, 
     """The meta-gradient of the mean query loss over ``tasks`` (steps 1-3 above), with the
     mean query loss and accuracy."""
     leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
-    fast = _adapt_all(network, leaves, tasks, adapt, second_order=not first_order)
+    with record_function(f"{PROFILE_PREFIX}inner loops"):
+        fast = _adapt_all(network, leaves, tasks, adapt, second_order=not first_order)
     query_x, n_tasks = _channels_last(tasks.query_x), tasks.n_tasks
     v = {name: torch.empty_like(value) for name, value in fast.items()}
     loss_sum = accuracy_sum = 0.0
-    for t in range(n_tasks):
-        weights = {name: _channels_last(value[t].detach()).requires_grad_() for name, value in fast.items()}
-        loss, accuracy = query_loss(weights, query_x[t], tasks.query_y[t])
-        grads = torch.autograd.grad(loss / n_tasks, list(weights.values()), allow_unused=True,
-                                    materialize_grads=True)
-        for name, grad in zip(weights, grads):
-            v[name][t] = grad
-        loss_sum += float(loss.detach())
-        accuracy_sum += float(accuracy)
+    with record_function(f"{PROFILE_PREFIX}query passes"):
+        for t in range(n_tasks):
+            weights = {name: _channels_last(value[t].detach()).requires_grad_() for name, value in fast.items()}
+            loss, accuracy = query_loss(weights, query_x[t], tasks.query_y[t])
+            grads = torch.autograd.grad(loss / n_tasks, list(weights.values()), allow_unused=True,
+                                        materialize_grads=True)
+            for name, grad in zip(weights, grads):
+                v[name][t] = grad
+            loss_sum += float(loss.detach())
+            accuracy_sum += float(accuracy)
     if first_order:
         total = {name: g.sum(0) for name, g in v.items()}
     else:
-        grads = torch.autograd.grad(list(fast.values()), list(leaves.values()), list(v.values()),
-                                    allow_unused=True, materialize_grads=True)
+        with record_function(f"{PROFILE_PREFIX}backward through the inner loops"):
+            grads = torch.autograd.grad(list(fast.values()), list(leaves.values()), list(v.values()),
+                                        allow_unused=True, materialize_grads=True)
         total = dict(zip(leaves, grads))
     return ({name: torch.empty_like(p).copy_(total[name]) for name, p in params.items()},  # the params' strides
             loss_sum / n_tasks, accuracy_sum / n_tasks)
