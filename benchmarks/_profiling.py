@@ -46,10 +46,13 @@ def _op_category(event) -> str:
 
 
 def time_breakdown(run: Callable[[], object], *, outside: str, detailed: Iterable[str]) -> list[dict]:
-    """Rows ``{"phase", "layer", "seconds", "share"}`` of one call of ``run`` under the profiler,
-    largest first: ``phase`` is the innermost package range around an op (``outside`` for ops in
-    none), ``layer`` its kind or family inside the ``detailed`` phases, else ``""``."""
+    """Rows ``{"phase", "layer", "seconds", "share"}`` of a call of ``run`` under the profiler
+    (the second of two), largest first: ``phase`` is the innermost package range around an op
+    (``outside`` for ops in none), ``layer`` its kind or family inside the ``detailed`` phases,
+    else ``""``."""
     detailed = set(detailed)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True):  # the profiler's first use is slow
+        run()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         run()
     seconds: dict[tuple[str, str], float] = {}

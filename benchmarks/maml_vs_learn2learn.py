@@ -282,14 +282,16 @@ def table(rows: dict, meta: dict) -> str:
                 f"{cpu['speedup'][name]['median']:.2f}x | {check[name]['vs_learn2learn']:.1e} "
                 f"({check[name]['vs_float64']:.1e}, {check['learn2learn']['vs_float64']:.1e}) | {bound} |")
     lines += ["", "Where a meta-step of ours spends its time (shares of self CPU time under torch.profiler, one "
-              "step; profiling inflates small ops):", "",
-              "| algorithm | our query passes | " + " | ".join(PHASES) + f" | {OUTSIDE} | convolutions, in all |",
-              "|---|---|---|---|---|---|---|"]
+              "step). Profiling inflates small ops, the more so in the inner loops, which have the most of them: "
+              "compare the profiled step's seconds with the median above.", "",
+              "| algorithm | our query passes | " + " | ".join(PHASES) + f" | {OUTSIDE} | convolutions, in all | "
+              "profiled step s |", "|---|---|---|---|---|---|---|---|"]
     for algorithm, row in rows.items():
         for name, breakdown in row.get("breakdown", {}).items():
             shares = phase_shares(breakdown)
             lines.append(f"| {algorithm} | {name.removeprefix('ours_')} | "
-                         + " | ".join(f"{100 * shares[k]:.0f} %" for k in (*PHASES, OUTSIDE, "convolutions")) + " |")
+                         + " | ".join(f"{100 * shares[k]:.0f} %" for k in (*PHASES, OUTSIDE, "convolutions"))
+                         + f" | {sum(r['seconds'] for r in breakdown):.3f} |")
     accuracy_rows = {a: r["accuracy"] for a, r in rows.items() if "accuracy" in r}
     if accuracy_rows:
         lines += ["", "| algorithm | side | iterations | meta-test accuracy (95 % interval) | episodes | speed-up over "
