@@ -2,11 +2,11 @@
 
 :func:`~metantk_plugin.search.pruning.run_pruning_search` saves its state (the alphas,
 the finished rounds, the candidates of the round under way with the deltas they have so
-far, the evaluation counts and the seconds spent, in all and per round) every ``every_seconds`` and when it
-stops for any reason, and picks it up again when started with the same checkpoint. A
-checkpoint belongs to one search: its ``identity`` (space, settings and whatever the
-caller adds, such as the data spec and the supernet size) must match to resume. The
-file is plain JSON, written atomically, and never runs code when read.
+far, the evaluation counts and the seconds spent, in all and per round) every
+``every_seconds`` and when it stops for any reason, and picks it up again when started
+with the same checkpoint. A checkpoint belongs to one search: its ``identity`` (space,
+settings and whatever the caller adds, such as the data spec and the supernet size) must
+match to resume. The file is plain JSON, written atomically, and never runs code when read.
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ class SearchResult:
     """The chosen architecture (``space.describe``), every round's candidates and
     decisions, the final alphas, evaluation counts and wall time: in all (``seconds``, summed
     over resumptions) and per round (``round_seconds[i]`` for ``rounds[i]``; None for a round
-    finished before a resume from a checkpoint that did not record it)."""
+    finished before a resume from a checkpoint that did not record it, and the round under way
+    at such a resume counts from the resume)."""
 
     architecture: dict[str, Any]
     rounds: list[dict[str, Any]]
