@@ -24,6 +24,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer in [0, 2**63) (what torch.manual_seed takes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a seed, an integer in [0, 2**63), got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed, an integer in [0, 2**63), got {value}")
+    return value
+
+
 def existing_file(text: str) -> Path:
     """argparse type: a path that is a readable file."""
     path = Path(text)

@@ -46,7 +46,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from _options import existing_file, positive_int
+from _options import existing_file, positive_int, seed
 from _profiling import print_breakdown, time_breakdown
 from omniglot_maml_anchor import build_samplers
 from torch import nn
@@ -321,7 +321,7 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true", help="also train both sides for 628 / 763 iterations "
                         "and compare meta-test accuracy (hours on one thread)")
     parser.add_argument("--episodes", type=positive_int, default=None, help="meta-test episodes (default: 600)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the initial weights, the meta-batches and "
+    parser.add_argument("--seed", type=seed, default=None, help="seed of the initial weights, the meta-batches and "
                         "the meta-test episodes (default: the anchor's 0); other seeds give an accuracy's spread")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="maml_vs_learn2learn", help="file name stem of the results")
