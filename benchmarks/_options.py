@@ -13,26 +13,25 @@ from metantk_plugin.scoring.executors import EXECUTORS
 BENCHMARKS = Path(__file__).resolve().parent
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1 (a usage error names the value otherwise)."""
+def _int_in(text: str, low: int, high: int | None, expected: str) -> int:
+    """``text`` as an int in ``[low, high)``; an argparse usage error naming it and ``expected`` otherwise."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low or (high is not None and value >= high):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    return _int_in(text, 1, None, "an integer >= 1")
 
 
 def seed(text: str) -> int:
     """argparse type: a seed, an integer in [0, 2**63) (what torch.manual_seed takes)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed, an integer in [0, 2**63), got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a seed, an integer in [0, 2**63), got {value}")
-    return value
+    return _int_in(text, 0, 2**63, "a seed, an integer in [0, 2**63)")
 
 
 def existing_file(text: str) -> Path:
