@@ -20,6 +20,7 @@ from collections.abc import Sequence
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from metantk_plugin import __version__, commands  # noqa: E402
+from metantk_plugin.allocator import keep_freed_memory  # noqa: E402
 
 _DESCRIPTION = """\
 MetaNTK: a training-free proxy for how well an architecture meta-learns, and
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    keep_freed_memory()
     previous, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return int(args.func(args) or 0)

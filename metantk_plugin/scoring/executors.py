@@ -6,6 +6,9 @@
   this process, else on the running cluster at ``address`` (or ``RAY_ADDRESS``), else on a
   local one started with ``ray.init(num_cpus=workers)``.
 
+Process workers keep freed memory for reuse (:func:`~metantk_plugin.allocator.keep_freed_memory`);
+Ray's workers, which other tasks share, are left as they are.
+
 Workers run torch with ``threads_per_worker`` intra-op threads (1 by default), so scores
 are computed with the same arithmetic as a single-threaded local run and the workers do
 not fight over the cores. Results are yielded lazily and in order, with at most
@@ -24,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
+from metantk_plugin.allocator import keep_freed_memory
 from metantk_plugin.task_spec import check_positive_int
 
 __all__ = ["EXECUTORS", "RAY_ADDRESS_VARIABLE", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor",
@@ -88,6 +92,7 @@ def _set_torch_threads(threads: int) -> None:
 def _install_worker(fn: Callable, threads: int) -> None:
     global _WORKER_FN
     _end_with_parent()
+    keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the pool
     _set_torch_threads(threads)
     _WORKER_FN = fn
