@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from metantk_plugin.spaces.darts_fewshot import OP_NAMES, build_operation, make_norm
-from metantk_plugin.spaces.darts_fewshot.operations import FactorizedReduce, canonical_op_name
+from metantk_plugin.spaces.darts_fewshot.operations import FactorizedReduce, LeadingReLU, canonical_op_name
 
 
 def expected_parameters(op: str, c: int, stride: int, norm: str) -> int:
@@ -106,6 +106,21 @@ def test_bad_arguments_are_named():
     assert canonical_op_name("avg_pool_3x3") == "avg_pool_3x3BN"
 
 
+_STARTS_WITH_RELU = {"sep_conv_3x3", "dil_conv_3x3", "conv_1x5_5x1", "conv_3x3"}
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("op", OP_NAMES)
+def test_an_operation_that_starts_with_relu_runs_the_same_on_a_rectified_input(op, stride):
+    torch.manual_seed(3)
+    module = build_operation(op, 6, stride, "group").double()
+    x = torch.randn(2, 6, 8, 8, dtype=torch.float64)
+    leading = op in _STARTS_WITH_RELU or (op == "skip_connect" and stride == 2)  # FactorizedReduce
+    assert isinstance(module, LeadingReLU) == leading
+    if leading:
+        torch.testing.assert_close(module.after_relu(torch.relu(x)), module(x), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_channels_last_pooling_equals_the_plain_kernels_with_ties(stride):
     x = torch.randint(0, 3, (2, 4, 9, 8)).double().requires_grad_()  # many exact ties
@@ -123,3 +138,6 @@ def test_channels_last_pooling_equals_the_plain_kernels_with_ties(stride):
         (out * weights).sum().backward()
         (reference(plain) * weights).sum().backward()
         torch.testing.assert_close(x.grad, plain.grad, rtol=0, atol=0)
+        last = pool(x.detach().contiguous(memory_format=torch.channels_last))  # stays channels-last, no copy back
+        assert last.is_contiguous(memory_format=torch.channels_last) and not last.is_contiguous()
+        torch.testing.assert_close(last, reference(plain), rtol=0, atol=0)

@@ -77,18 +77,20 @@ def test_removing_an_op_reweights_the_rest_and_skips_inactive_ops():
     normal[0, removed] = -INF_ALPHA
     net.set_alphas(normal, initial_alphas())
     cell, edge = net.cells[0], net.cells[0].edges["0<-0"]
-    outputs, cell_out = {}, {}
-    hooks = [op.register_forward_hook(lambda m, i, o, k=k: outputs.__setitem__(k, o)) for k, op in enumerate(edge)]
-    hooks.append(cell.register_forward_hook(lambda m, i, o: cell_out.__setitem__("y", o)))
+    ran, seen = set(), {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, k=k: ran.add(k))
+             for k, op in enumerate(edge) for m in op.modules()]
+    hooks.append(cell.preprocess0.register_forward_hook(lambda m, i, o: seen.__setitem__("s0", o)))
+    hooks.append(cell.register_forward_hook(lambda m, i, o: seen.__setitem__("y", o)))
     net(torch.randn(2, 3, 6, 6, dtype=torch.float64))
     for h in hooks:
         h.remove()
     survivors = [o for o in range(1, 8) if o not in removed]
-    assert sorted(outputs) == survivors  # 'none' and the removed ops never ran
+    assert sorted(ran) == survivors  # 'none' and the removed ops never ran
     weights = torch.softmax(normal[0], 0)
     torch.testing.assert_close(weights[survivors], torch.full((5,), 1 / 5, dtype=torch.float64))
-    expected = sum(weights[o] * outputs[o] for o in survivors)
-    torch.testing.assert_close(cell_out["y"][:, :c], expected)
+    expected = sum(weights[o] * edge[o](seen["s0"]) for o in survivors)  # each op whole, its own ReLU included
+    torch.testing.assert_close(seen["y"][:, :c], expected)
 
 
 def test_single_op_edge_is_that_op_and_removed_edges_contribute_zero():

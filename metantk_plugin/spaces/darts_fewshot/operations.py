@@ -24,6 +24,8 @@ conv_3x3           SepConv(3x3, s, pad 1): one depthwise-separable block        
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -39,6 +41,7 @@ __all__ = [
     "DualSepConv",
     "FacConv",
     "FactorizedReduce",
+    "LeadingReLU",
     "MaxPool3x3",
     "PoolNorm",
     "ReLUConvNorm",
@@ -117,7 +120,20 @@ class Zero(nn.Module):
         return x.new_zeros(n, c, (h - 1) // s + 1, (w - 1) // s + 1)
 
 
-class ReLUConvNorm(nn.Sequential):
+class LeadingReLU:
+    """An operation that starts by applying ReLU to its input: ``op(x) == op.after_relu(relu(x))``.
+
+    A supernet edge holds several of these on one input, so its cell rectifies each input
+    once and hands it to all of them (values unchanged; 4-5 ReLUs per edge become 1 per state)."""
+
+    def after_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """The operation on an input already rectified: every module after the first ReLU."""
+        for module in itertools.islice(self, 1, None):
+            x = module(x)
+        return x
+
+
+class ReLUConvNorm(LeadingReLU, nn.Sequential):
     """ReLU -> Conv k x k (no bias) -> norm; the cells' 1x1 preprocessing (``StdConv``)."""
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, norm: str):
@@ -128,7 +144,7 @@ class ReLUConvNorm(nn.Sequential):
         )
 
 
-class SepConv(nn.Sequential):
+class SepConv(LeadingReLU, nn.Sequential):
     """ReLU -> depthwise Conv k x k (stride, padding, dilation; groups = C) -> Conv 1x1 -> norm."""
 
     def __init__(self, channels: int, kernel_size: int, stride: int, padding: int, dilation: int, norm: str):
@@ -149,7 +165,7 @@ class SepConv(nn.Sequential):
         )
 
 
-class DualSepConv(nn.Sequential):
+class DualSepConv(LeadingReLU, nn.Sequential):
     """Two SepConv blocks, the first with the stride: the official 'sep_conv_3x3'."""
 
     def __init__(self, channels: int, kernel_size: int, stride: int, padding: int, norm: str):
@@ -158,8 +174,11 @@ class DualSepConv(nn.Sequential):
             SepConv(channels, kernel_size, 1, padding, 1, norm),
         )
 
+    def after_relu(self, x: torch.Tensor) -> torch.Tensor:
+        return self[1](self[0].after_relu(x))
 
-class FacConv(nn.Sequential):
+
+class FacConv(LeadingReLU, nn.Sequential):
     """ReLU -> Conv(1 x K, stride, pad (0, K//2)) -> Conv(K x 1, pad (K//2, 0)) -> norm.
 
     The official code applies the 1 x K convolution first (its docstring says otherwise)."""
@@ -179,14 +198,18 @@ class FacConv(nn.Sequential):
 def _pool_channels_last(pool: nn.Module, forward, x: torch.Tensor) -> torch.Tensor:
     """Run a pooling ``forward`` in channels-last memory on CPU, where PyTorch's NCHW 3x3
     pooling kernels are several times slower; values, max indices and gradients are the
-    same, and the result is returned NCHW-contiguous."""
+    same. The result is NCHW-contiguous, unless ``x`` was channels-last already: then it
+    stays so, like the convolutions' outputs beside it (no transposing copy either way, or
+    in the backward pass)."""
     if x.device.type != "cpu" or x.dim() != 4:
         return forward(pool, x)
     try:
-        x_last = x.contiguous(memory_format=torch.channels_last)
+        already_last = x.is_contiguous(memory_format=torch.channels_last)
+        x_last = x if already_last else x.contiguous(memory_format=torch.channels_last)
     except RuntimeError:  # inside torch.func transforms (vmap), which refuse memory formats
         return forward(pool, x)
-    return forward(pool, x_last).contiguous()
+    out = forward(pool, x_last)
+    return out if already_last else out.contiguous()
 
 
 class MaxPool3x3(nn.MaxPool2d):
@@ -222,7 +245,7 @@ class PoolNorm(nn.Sequential):
         super().__init__(pool, make_norm(norm, channels))
 
 
-class FactorizedReduce(nn.Module):
+class FactorizedReduce(LeadingReLU, nn.Module):
     """Halve the resolution with two offset 1x1 stride-2 convolutions.
 
     ``y = norm(concat[conv_a(relu(x)), conv_b(pad(relu(x), right/bottom 1)[:, :, 1:, 1:])])``
@@ -239,7 +262,9 @@ class FactorizedReduce(nn.Module):
         self.norm = make_norm(norm, c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
+        return self.after_relu(self.relu(x))
+
+    def after_relu(self, x: torch.Tensor) -> torch.Tensor:
         shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
         return self.norm(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
 

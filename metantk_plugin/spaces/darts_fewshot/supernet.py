@@ -25,6 +25,7 @@ from metantk_plugin.spaces.darts_fewshot.operations import (
     NORMS,
     OP_NAMES,
     FactorizedReduce,
+    LeadingReLU,
     ReLUConvNorm,
     build_operation,
     make_norm,
@@ -97,6 +98,7 @@ class _SearchCell(nn.Module):
         self.channels = c
         self.preprocess0 = FactorizedReduce(c_pp, c, norm) if reduction_prev else ReLUConvNorm(c_pp, c, 1, 1, 0, norm)
         self.preprocess1 = ReLUConvNorm(c_p, c, 1, 1, 0, norm)
+        self.input_relu = nn.ReLU(inplace=False)
         self.edges = nn.ModuleDict()
         for i in range(steps):
             for j in range(i + 2):
@@ -105,7 +107,10 @@ class _SearchCell(nn.Module):
         self._rows = {key: row for row, key in enumerate(edge_keys(steps))}
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, plan: list[list[tuple[int, torch.Tensor]]]) -> torch.Tensor:
+        """Each node sums its edges' weighted operations; the operations that start with a
+        ReLU (:class:`LeadingReLU`) share one ``input_relu`` of their state, taken once."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        rectified: dict[int, torch.Tensor] = {}
         for i in range(self.steps):
             node = None
             for j, state in enumerate(states):
@@ -114,7 +119,13 @@ class _SearchCell(nn.Module):
                 for o, w in plan[self._rows[key]]:
                     if o == _NONE:  # contributes w * 0
                         continue
-                    term = w * ops[o](state)
+                    if isinstance(ops[o], LeadingReLU):
+                        if j not in rectified:
+                            rectified[j] = self.input_relu(state)
+                        out = ops[o].after_relu(rectified[j])
+                    else:
+                        out = ops[o](state)
+                    term = w * out
                     node = term if node is None else node + term
             states.append(self._zeros_like_node(states[1]) if node is None else node)
         return torch.cat(states[-self.multiplier :], dim=1)
