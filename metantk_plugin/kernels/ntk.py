@@ -297,7 +297,8 @@ def _conv2d_weight_grads(conv: nn.Conv2d, inp: torch.Tensor, gout: torch.Tensor,
 
     dW_n[o, i, a, c] = Σ_{y,x} B_n[o, y, x] · X̃_n[i, y·s + a·d, x·s + c·d] (X̃ zero-padded).
     A 1x1 convolution (no padding, one group) is a batched matrix product,
-    dW_n = B_n [O, S] · X_n[:, ::s, ::s]ᵀ [S, I]. Any other is the weight gradient of one
+    dW_n = B_n [O, S] · X_n[:, ::s, ::s]ᵀ [S, I], taken on [S, C] views of channels-last
+    maps (so they are not transposed into NCHW first). Any other is the weight gradient of one
     convolution whose batch is folded into its groups: input ``[1, N·I, H, W]``, output
     gradient ``[1, N·O, H', W']``, ``N·G`` groups; one native backward-weight call gives all
     samples at once, with no im2col matrix. A dilated stride-1 convolution is first split
@@ -306,7 +307,12 @@ def _conv2d_weight_grads(conv: nn.Conv2d, inp: torch.Tensor, gout: torch.Tensor,
     """
     n = inp.shape[0]
     if conv.kernel_size == (1, 1) and conv.groups == 1 and tuple(padding) == (0, 0):
-        x = inp[:, :, :: conv.stride[0], :: conv.stride[1]].reshape(n, conv.in_channels, -1)
+        x = inp[:, :, :: conv.stride[0], :: conv.stride[1]]
+        if gout.is_contiguous(memory_format=torch.channels_last):
+            x = x.permute(0, 2, 3, 1).reshape(n, -1, conv.in_channels)
+            b = gout.permute(0, 2, 3, 1).reshape(n, -1, conv.out_channels)
+            return torch.bmm(b.transpose(1, 2), x).reshape(n, -1)
+        x = x.reshape(n, conv.in_channels, -1)
         b = gout.reshape(n, conv.out_channels, -1)
         return torch.bmm(b, x.transpose(1, 2)).reshape(n, -1)
     dilation, phases = list(conv.dilation), 1
