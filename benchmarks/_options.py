@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 from pathlib import Path
 
 from metantk_plugin.atomic_files import write_file_atomically
@@ -32,6 +33,14 @@ def positive_int(text: str) -> int:
 def seed(text: str) -> int:
     """argparse type: a seed, an integer in [0, 2**63) (what torch.manual_seed takes)."""
     return _int_in(text, 0, 2**63, "a seed, an integer in [0, 2**63)")
+
+
+def paired_speedup(slower: list[float], faster: list[float]) -> tuple[float, float, float]:
+    """Median, first and third quartile of the paired ratios ``slower[i] / faster[i]`` (one pair
+    per interleaved repeat): the speed-up of the ``faster`` side and its spread."""
+    ratios = [s / f for s, f in zip(slower, faster)]
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return statistics.median(ratios), quartiles[0], quartiles[2]
 
 
 def existing_file(text: str) -> Path:

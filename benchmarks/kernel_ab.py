@@ -31,7 +31,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
-from _options import BENCHMARKS, positive_int, write_result_files
+from _options import BENCHMARKS, paired_speedup, positive_int, write_result_files
 from speed import _tasks, networks, peak_rss_mb
 
 import metantk_plugin.proxies.metantk as metantk_proxy
@@ -96,10 +96,9 @@ def compare(key: str, sides: dict[str, ModuleType], repeats: int, rev: str, thre
             start = time.perf_counter()
             scores[side] = score_with(sides[side], network, tasks)
             seconds[side].append(time.perf_counter() - start)
-    ratios = [o / n for o, n in zip(seconds["old"], seconds["new"])]
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    speedup, q1, q3 = paired_speedup(seconds["old"], seconds["new"])
     return {"network": name, "old_s": statistics.median(seconds["old"]), "new_s": statistics.median(seconds["new"]),
-            "speedup": statistics.median(ratios), "speedup_q1": quartiles[0], "speedup_q3": quartiles[2],
+            "speedup": speedup, "speedup_q1": q1, "speedup_q3": q3,
             "seconds": seconds, "condition_numbers": scores,
             "peak_rss_mb": {side: _in_fresh_process(side, rev, key, threads) for side in sides}}
 

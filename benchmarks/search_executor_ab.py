@@ -28,7 +28,7 @@ import sys
 import time
 
 import torch
-from _options import BENCHMARKS, existing_file, positive_int, write_result_files
+from _options import BENCHMARKS, existing_file, paired_speedup, positive_int, write_result_files
 from darts_full_search import CONFIG, SHARED
 
 from metantk_plugin.data.sources import task_sampler_from_spec
@@ -119,14 +119,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("search_executor_ab.py: interrupted; nothing was written", file=sys.stderr)
         return 130
-    ratios = [a / b for a, b in zip(seconds[local_name], seconds[pool_name])]
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    speedup, q1, q3 = paired_speedup(seconds[local_name], seconds[pool_name])
     result = {
         "config": config, "candidates": args.candidates, "repeats": args.repeats, "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
         "sides": [local_name, pool_name], "seconds": seconds,
         "seconds_per_evaluation": {k: statistics.median(v) for k, v in seconds.items()},
-        "speedup": statistics.median(ratios), "speedup_quartiles": [quartiles[0], quartiles[2]],
+        "speedup": speedup, "speedup_quartiles": [q1, q3],
         "largest_kappa_difference": max(abs(a - b) / max(abs(a), 1e-300)
                                         for a, b in zip(kappas[local_name], kappas[pool_name])),
     }

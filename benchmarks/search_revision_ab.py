@@ -38,7 +38,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from _options import BENCHMARKS, existing_file, positive_int, write_result_files
+from _options import BENCHMARKS, existing_file, paired_speedup, positive_int, write_result_files
 from darts_full_search import CONFIG
 
 # One timing in a fresh process: argv = config path, candidates, workers; prints one JSON line.
@@ -143,15 +143,14 @@ def main(argv=None) -> int:
         print("search_revision_ab.py: interrupted; nothing was written", file=sys.stderr)
         return 130
     seconds = {side: [t["seconds_per_evaluation"] for t in ts] for side, ts in timings.items()}
-    ratios = [o / n for o, n in zip(seconds["old"], seconds["new"])]
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    speedup, q1, q3 = paired_speedup(seconds["old"], seconds["new"])
     old_scores, new_scores = timings["old"][-1]["scores"], timings["new"][-1]["scores"]
     result = {
         "against": args.against, "config": json.loads(args.config.read_text()), "candidates": args.candidates,
         "workers": args.workers, "repeats": args.repeats, "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "seconds": seconds,
         "seconds_per_evaluation": {side: statistics.median(v) for side, v in seconds.items()},
-        "speedup": statistics.median(ratios), "speedup_quartiles": [quartiles[0], quartiles[2]],
+        "speedup": speedup, "speedup_quartiles": [q1, q3],
         "largest_kappa_difference": max(abs(a[0] - b[0]) / max(abs(a[0]), 1e-300)
                                         for a, b in zip(old_scores, new_scores)),
         "regions_equal": [a[1] for a in old_scores] == [b[1] for b in new_scores],

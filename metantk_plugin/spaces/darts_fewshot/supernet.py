@@ -108,7 +108,8 @@ class _SearchCell(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, plan: list[list[tuple[int, torch.Tensor]]]) -> torch.Tensor:
         """Each node sums its edges' weighted operations; the operations that start with a
-        ReLU (:class:`LeadingReLU`) share one ``input_relu`` of their state, taken once."""
+        ReLU (:class:`LeadingReLU`) share one ``input_relu`` of their state, taken once, and
+        run as ``after_relu`` (so their own forward hooks do not fire here; their layers' do)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         rectified: dict[int, torch.Tensor] = {}
         for i in range(self.steps):
