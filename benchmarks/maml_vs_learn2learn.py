@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import platform
@@ -65,6 +66,7 @@ from metantk_plugin.fewshot.maml import (
     meta_gradient,
     use_batch_statistics,
 )
+from metantk_plugin.fewshot.task_batched import on_worker_threads
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "configs" / "maml_vs_learn2learn.json"
@@ -135,9 +137,10 @@ class QueryConvolutionFloor:
     """The convolutions of the query passes alone, in ``precision``: per task, the Conv-4's
     convolutions chained on its query images (forward, then the backward that a meta-gradient
     needs: weight gradients everywhere, input gradients past the first layer), channels_last
-    as ours. BatchNorm, ReLU, the head, the loss and the whole inner loop are left out, so
-    every MAML that runs these convolutions in this precision takes at least this long, and
-    learn2learn's time over it bounds any speed-up over learn2learn."""
+    as ours, the tasks in k chunks on torch's k threads as ours (one intra-op thread each).
+    BatchNorm, ReLU, the head, the loss and the whole inner loop are left out, so every MAML
+    that runs these convolutions in this precision takes at least this long, and learn2learn's
+    time over it bounds any speed-up over learn2learn."""
 
     def __init__(self, network: nn.Module, precision: str):
         self.dtype = getattr(torch, precision)
@@ -146,7 +149,15 @@ class QueryConvolutionFloor:
                         for m in self.convolutions]
 
     def meta_step(self, tasks) -> None:
-        for t in range(tasks.n_tasks):
+        n, workers = tasks.n_tasks, min(torch.get_num_threads(), tasks.n_tasks)
+        if workers == 1:
+            self.tasks(tasks, range(n))
+        else:
+            on_worker_threads([functools.partial(self.tasks, tasks, range(i * n // workers, (i + 1) * n // workers))
+                               for i in range(workers)])
+
+    def tasks(self, tasks, indices: range) -> None:
+        for t in indices:
             x = tasks.query_x[t].to(self.dtype, memory_format=torch.channels_last)
             for conv, weight in zip(self.convolutions, self.weights):
                 x = F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
@@ -158,9 +169,15 @@ OUTSIDE = "outside them (meta-optimiser, set-up)"
 
 
 def phase_breakdown(named: dict, tasks) -> dict:
-    """Per side of ours, the rows of ``_profiling.time_breakdown`` for one meta-step on ``tasks``."""
-    return {name: time_breakdown(lambda side=side: side.meta_step(tasks), outside=OUTSIDE, detailed=PHASES)
-            for name, side in named.items() if name.startswith("ours_")}
+    """Per side of ours, the rows of ``_profiling.time_breakdown`` for one meta-step on ``tasks``,
+    on one thread (torch.profiler does not see the worker threads of a k-thread step)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {name: time_breakdown(lambda side=side: side.meta_step(tasks), outside=OUTSIDE, detailed=PHASES)
+                for name, side in named.items() if name.startswith("ours_")}
+    finally:
+        torch.set_num_threads(threads)
 
 
 def phase_shares(rows: list[dict]) -> dict:
@@ -257,8 +274,9 @@ def lazy_batches(train, protocol: dict, iterations: int):
 
 
 def table(rows: dict, meta: dict) -> str:
-    lines = [f"# MAML vs learn2learn, one process ({meta['threads']} thread(s), strategy {meta['strategy']}, "
-             f"seed {meta['seed']}, load average at start {meta['load_average']})", "",
+    lines = [f"# MAML vs learn2learn, one process ({meta['threads']} thread(s), OMP_WAIT_POLICY "
+             f"{meta['omp_wait_policy']}, strategy {meta['strategy']}, seed {meta['seed']}, load average at start "
+             f"{meta['load_average']})", "",
              "| algorithm | our query passes | iterations | ours s/it (median [q1, q3]) | learn2learn s/it | speed-up "
              "(median of paired ratios [q1, q3]) | CPU-time speed-up | gradient difference from learn2learn / "
              "largest entry (from float64: ours, learn2learn) | query-convolution floor s/it | learn2learn / floor "
@@ -282,8 +300,9 @@ def table(rows: dict, meta: dict) -> str:
                 f"{cpu['speedup'][name]['median']:.2f}x | {check[name]['vs_learn2learn']:.1e} "
                 f"({check[name]['vs_float64']:.1e}, {check['learn2learn']['vs_float64']:.1e}) | {bound} |")
     lines += ["", "Where a meta-step of ours spends its time (shares of self CPU time under torch.profiler, one "
-              "step). Profiling inflates small ops, the more so in the inner loops, which have the most of them: "
-              "compare the profiled step's seconds with the median above.", "",
+              "step on one thread, which the profiler sees whole). Profiling inflates small ops, the more so in "
+              "the inner loops, which have the most of them: compare the profiled step's seconds with the median "
+              "above.", "",
               "| algorithm | our query passes | " + " | ".join(PHASES) + f" | {OUTSIDE} | convolutions, in all | "
               "profiled step s |", "|---|---|---|---|---|---|---|---|"]
     for algorithm, row in rows.items():
@@ -343,6 +362,7 @@ def main() -> None:
     iterations = args.iterations or config["timing"]["iterations"]
     warmup = config["timing"]["warmup"]
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "unset")  # learn2learn's intra-op threads depend on it
     try:
         train, test, counts = build_samplers(protocol, args.data or (HERE.parent / protocol["data"]))
     except DatasetError as error:
@@ -379,10 +399,11 @@ def main() -> None:
                 "iterations": steps, "timing": summary(long_run),
                 **{name: evaluate_episodes(side.evaluate, test, episodes=episodes, seed=protocol["seed"]).to_dict()
                    for name, side in named.items()}}
-        print(table({algorithm: rows[algorithm]}, {"threads": threads, "strategy": strategy,
-                                                   "seed": protocol["seed"], "load_average": load}), flush=True)
+        print(table({algorithm: rows[algorithm]}, {"threads": threads, "strategy": strategy, "seed": protocol["seed"],
+                                                   "load_average": load, "omp_wait_policy": wait_policy}), flush=True)
 
-    meta = {"threads": threads, "strategy": strategy, "seed": protocol["seed"], "load_average": load, "warmup": warmup,
+    meta = {"threads": threads, "omp_wait_policy": wait_policy, "strategy": strategy, "seed": protocol["seed"],
+            "load_average": load, "warmup": warmup,
             "data_seconds_per_meta_batch": data_seconds, "learn2learn": l2l.__version__,
             "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}", **counts}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -16,8 +18,8 @@ def _network(seed: int = 0) -> nn.Module:
     return use_batch_statistics(Conv4(num_classes=3, in_channels=1, hidden=8)).double()
 
 
-def _tasks(n_tasks: int = 3):
-    return synthetic_tasks(n_tasks, ways=3, shots=2, queries=2, image_size=12, channels=1, seed=1).to(
+def _tasks(n_tasks: int = 3, queries: int = 2):
+    return synthetic_tasks(n_tasks, ways=3, shots=2, queries=queries, image_size=12, channels=1, seed=1).to(
         dtype=torch.float64)
 
 
@@ -129,6 +131,77 @@ def test_bfloat16_queries_run_only_the_query_passes_in_bf16(algorithm, strategy)
     assert all(g.dtype == torch.float32 for g in grads["bfloat16"].values())
     full, bf16 = (torch.cat([g.flatten() for g in grads[p].values()]) for p in ("float32", "bfloat16"))
     assert 0 < float((bf16 - full).norm() / full.norm()) < 0.1  # 0.054 maml, 0.029 fomaml
+
+
+class _QueryThreads:
+    """Which threads ran the network on query-sized batches (a forward hook, which the
+    per-thread copies of the network share)."""
+
+    def __init__(self, network: nn.Module, query_size: int):
+        self.names: set[str] = set()
+        network.register_forward_hook(lambda module, inputs, output: self.names.add(
+            threading.current_thread().name) if inputs[0].shape[0] == query_size else None)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml"])
+def test_batched_strategy_on_two_threads_matches_plain_autograd(algorithm):
+    """With 2 intra-op threads the query passes run on 2 worker threads, one task each at a
+    time; the meta-gradient and the accuracies stay those of plain autograd, and torch's
+    thread setting and the network are left as they were."""
+    network, tasks = _network(), _tasks(5, queries=3)
+    before = {name: p.detach().clone() for name, p in network.named_parameters()}
+    expected = _reference_gradient(network, tasks, algorithm, lr=0.3, steps=2)
+    loop_accuracy = adapted_accuracy(network, tasks, algorithm=algorithm, lr=0.3, steps=2, strategy="loop")
+    threads = _QueryThreads(network, query_size=3 * 3)
+    torch.set_num_threads(2)
+    grads, _, _ = meta_gradient(network, tasks, MetaConfig(algorithm=algorithm, inner_lr=0.3, inner_steps=2,
+                                                           strategy="batched"))
+    accuracy = adapted_accuracy(network, tasks, algorithm=algorithm, lr=0.3, steps=2, strategy="batched")
+    assert torch.get_num_threads() == 2
+    assert {name.rsplit("_", 1)[0] for name in threads.names} == {"metantk-tasks"} and len(threads.names) == 2
+    for name in expected:
+        torch.testing.assert_close(grads[name], expected[name], rtol=1e-7, atol=1e-10)
+    assert torch.equal(accuracy, loop_accuracy)
+    for name, p in network.named_parameters():
+        assert torch.equal(p, before[name])
+
+
+def test_batched_strategy_runs_tasks_in_turn_for_a_network_that_cannot_be_copied():
+    class Uncopyable(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = _network()
+            self.lock = threading.Lock()  # deepcopy cannot pickle a lock
+
+        def forward(self, x):
+            return self.body(x)
+
+    network, tasks = Uncopyable(), _tasks(4, queries=3)
+    expected = _reference_gradient(network, tasks, "fomaml", lr=0.3, steps=1)
+    threads = _QueryThreads(network, query_size=3 * 3)
+    torch.set_num_threads(2)
+    with pytest.warns(UserWarning, match="runs its tasks on one thread: the network cannot be deep-copied"):
+        grads, _, _ = meta_gradient(network, tasks, MetaConfig(algorithm="fomaml", inner_lr=0.3, strategy="batched"))
+    assert threads.names == {threading.current_thread().name}
+    for name in expected:
+        torch.testing.assert_close(grads[name], expected[name], rtol=1e-7, atol=1e-10)
+
+
+def test_an_error_on_a_worker_thread_reaches_the_caller_and_restores_the_threads():
+    class FailsOnQueries(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = _network()
+
+        def forward(self, x):
+            if x.shape[0] == 3 * 3:
+                raise ValueError("query batch refused")
+            return self.body(x)
+
+    torch.set_num_threads(2)
+    with pytest.raises(ValueError, match="query batch refused"):
+        meta_gradient(FailsOnQueries(), _tasks(4, queries=3), MetaConfig(algorithm="maml", strategy="batched"))
+    assert torch.get_num_threads() == 2
 
 
 def test_batched_strategy_names_the_loop_where_vmap_fails():

@@ -142,15 +142,16 @@ class _Functional:
         self.head: tuple[str, str | None] | None = _head_parameters(network) if algorithm == "anil" else None
         self.query_dtype = getattr(torch, query_precision)
 
-    def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        return split_output(functional_call(self.network, params, (x,)))[1]
+    def logits(self, params: Params, x: torch.Tensor, network: nn.Module | None = None) -> torch.Tensor:
+        """The logits of ``self.network``, or of ``network`` (a copy of it)."""
+        return split_output(functional_call(self.network if network is None else network, params, (x,)))[1]
 
-    def query_logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+    def query_logits(self, params: Params, x: torch.Tensor, network: nn.Module | None = None) -> torch.Tensor:
         """``logits`` of query images, computed in the query dtype and returned in float32."""
         if self.query_dtype == torch.float32:
-            return self.logits(params, x)
+            return self.logits(params, x, network)
         with torch.autocast(x.device.type, dtype=self.query_dtype):
-            return self.logits(params, x).float()
+            return self.logits(params, x, network).float()
 
     def features(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return split_output(functional_call(self.network, params, (x,)))[0]
@@ -216,8 +217,9 @@ def _adapt(loss_fn: Callable[[Params], torch.Tensor], params: Params, lr: float,
     return params
 
 
-def _support_loss(fn: _Functional, sx: torch.Tensor, sy: torch.Tensor) -> Callable[[Params], torch.Tensor]:
-    return lambda params: F.cross_entropy(fn.logits(params, sx), sy)
+def _support_loss(fn: _Functional, sx: torch.Tensor, sy: torch.Tensor,
+                  network: nn.Module | None = None) -> Callable[[Params], torch.Tensor]:
+    return lambda params: F.cross_entropy(fn.logits(params, sx, network), sy)
 
 
 def _task_query(fn: _Functional, params: Params, sx: torch.Tensor, sy: torch.Tensor, qx: torch.Tensor,
@@ -246,13 +248,14 @@ def meta_gradient(network: nn.Module, tasks: TaskBatch, config: MetaConfig) -> t
         return batched_meta_gradient(
             fn.network, params, tasks, first_order=config.algorithm == "fomaml",
             adapt=_adapt_with_func_grad(fn, config.inner_lr, config.inner_steps),
-            query_loss=lambda weights, qx, qy: _cross_entropy_and_accuracy(fn.query_logits(weights, qx), qy))
+            query_loss=lambda net, weights, qx, qy: _cross_entropy_and_accuracy(fn.query_logits(weights, qx, net), qy))
     return _meta_gradient_loop(fn, params, tasks, config)
 
 
 def _adapt_with_func_grad(fn: _Functional, lr: float, steps: int):
-    """``adapt(params, support_x, support_y)``: the whole network's inner loop, with ``torch.func.grad``."""
-    return lambda params, sx, sy: _adapt(_support_loss(fn, sx, sy), params, lr, steps, _func_grad)
+    """``adapt(network, params, support_x, support_y)``: the whole inner loop of ``network`` (a
+    copy of ``fn.network``), with ``torch.func.grad``."""
+    return lambda network, params, sx, sy: _adapt(_support_loss(fn, sx, sy, network), params, lr, steps, _func_grad)
 
 
 def _meta_gradient_loop(fn: _Functional, params: Params, tasks: TaskBatch,
@@ -317,7 +320,8 @@ def adapted_accuracy(network: nn.Module, tasks: TaskBatch, *, algorithm: str, lr
         fn.check_head(params, tasks.support_x[0])
     strategy = _resolve_strategy(strategy, tasks.support_x.device)
     if strategy == "batched" and fn.head is None:
-        return batched_accuracy(network, params, tasks, adapt=_adapt_with_func_grad(fn, lr, steps), logits=fn.logits)
+        return batched_accuracy(network, params, tasks, adapt=_adapt_with_func_grad(fn, lr, steps),
+                                logits=lambda net, weights, x: fn.logits(weights, x, net))
     if strategy == "vmap":
         def task_accuracy(sx, sy, qx, qy):
             logits = _task_query(fn, params, sx, sy, qx, lr, steps, _func_grad)

@@ -17,6 +17,18 @@ nothing measurable and meets operations without a batching rule). The results ar
 ``loop`` up to float32 rounding. Steps 1, 2 and 3 are ``torch.profiler`` ranges (named
 after ``PROFILE_PREFIX``), so a profile shows where a meta-step spends its time.
 
+Threads: one task's passes are too small to split well over several threads (learn2learn's
+per-task loop gains little from a second core), but the tasks are independent. So on CPU
+with k = torch's intra-op thread count > 1, the meta-batch is cut into k contiguous chunks
+of tasks, and steps 1-3 run on each chunk on a worker thread of its own, with one intra-op
+thread and its own copy of the network (``functional_call`` swaps a module's tensors in
+place, so two threads cannot share one module); the chunks' meta-gradients are summed.
+Each chunk's result does not depend on k, so k changes the meta-gradient only by float
+rounding in that sum and in vmap's batching. torch.profiler sees only the calling thread, so
+profile on one thread. A network that cannot be deep-copied runs on one thread, as does
+anything off the CPU. Random layers (dropout) draw from torch's global generator in the
+order the threads reach them.
+
 Inside ``vmap``, the native batch_norm gives wrong second-order gradients (torch 2.x), so
 in step 1 of ``maml`` the BatchNorm layers run as plain tensor operations: the same function
 ``(x - mean) / sqrt(var + eps) * weight + bias`` over the batch statistics, which vmap
@@ -25,9 +37,14 @@ differentiates correctly (folded into one affine map per channel, see ``_batch_n
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import copy
+import functools
 import types
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -38,55 +55,117 @@ from metantk_plugin.kernels.ntk import PROFILE_PREFIX
 from metantk_plugin.tasks import TaskBatch
 
 Params = dict[str, torch.Tensor]
-Adapt = Callable[[Params, torch.Tensor, torch.Tensor], Params]
-"""``adapt(params, support_x, support_y) -> fast params`` for one task, written with ``torch.func.grad``."""
-QueryLoss = Callable[[Params, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-"""``query_loss(fast params, query_x, query_y) -> (loss, accuracy)`` for one task."""
+Adapt = Callable[[nn.Module, Params, torch.Tensor, torch.Tensor], Params]
+"""``adapt(network, params, support_x, support_y) -> fast params`` for one task, written with
+``torch.func.grad``; ``network`` is the network or a copy of it (one per worker thread)."""
+QueryLoss = Callable[[nn.Module, Params, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``query_loss(network, fast params, query_x, query_y) -> (loss, accuracy)`` for one task,
+``network`` as in :data:`Adapt`."""
+Logits = Callable[[nn.Module, Params, torch.Tensor], torch.Tensor]
+"""``logits(network, fast params, x) -> logits``, ``network`` as in :data:`QueryLoss`."""
+Result = TypeVar("Result")
 
-__all__ = ["batched_accuracy", "batched_meta_gradient"]
+__all__ = ["batched_accuracy", "batched_meta_gradient", "on_worker_threads"]
 
 
 def batched_meta_gradient(network: nn.Module, params: Params, tasks: TaskBatch, *, adapt: Adapt, query_loss: QueryLoss,
                           first_order: bool) -> tuple[Params, float, float]:
-    """The meta-gradient of the mean query loss over ``tasks`` (steps 1-3 above), with the
-    mean query loss and accuracy."""
+    """The meta-gradient of the mean query loss over ``tasks`` (steps 1-3 above, per chunk of
+    tasks), with the mean query loss and accuracy."""
+    partials = _for_each_chunk(network, tasks, lambda replica, chunk: _chunk_meta_gradient(
+        replica, params, chunk, tasks.n_tasks, adapt=adapt, query_loss=query_loss, first_order=first_order))
+    total = {name: sum(grads[name] for grads, _, _ in partials) for name in params}
+    return ({name: torch.empty_like(p).copy_(total[name]) for name, p in params.items()},  # the params' strides
+            sum(loss for _, loss, _ in partials) / tasks.n_tasks,
+            sum(accuracy for _, _, accuracy in partials) / tasks.n_tasks)
+
+
+def batched_accuracy(network: nn.Module, params: Params, tasks: TaskBatch, *, adapt: Adapt,
+                     logits: Logits) -> torch.Tensor:
+    """Query accuracy ``[T]`` of each task after its inner loop (step 1, then the queries)."""
+    def chunk_accuracy(replica: nn.Module, chunk: TaskBatch) -> torch.Tensor:
+        with torch.no_grad():
+            fast = _adapt_all(replica, {name: p.detach() for name, p in params.items()}, chunk, adapt,
+                              second_order=False)
+            query_x = _channels_last(chunk.query_x)
+            return torch.stack([(logits(replica, {name: _channels_last(value[t]) for name, value in fast.items()},
+                                        query_x[t]).argmax(-1) == chunk.query_y[t]).float().mean()
+                                for t in range(chunk.n_tasks)])
+
+    return torch.cat(_for_each_chunk(network, tasks, chunk_accuracy))
+
+
+def _chunk_meta_gradient(network: nn.Module, params: Params, tasks: TaskBatch, n_total: int, *, adapt: Adapt,
+                         query_loss: QueryLoss, first_order: bool) -> tuple[Params, float, float]:
+    """Steps 1-3 on the tasks of one chunk: their share of the meta-gradient (each query loss
+    divided by ``n_total``, the tasks of the whole meta-batch), and the sums of their query
+    losses and accuracies."""
     leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
     with record_function(f"{PROFILE_PREFIX}inner loops"):
         fast = _adapt_all(network, leaves, tasks, adapt, second_order=not first_order)
-    query_x, n_tasks = _channels_last(tasks.query_x), tasks.n_tasks
+    query_x = _channels_last(tasks.query_x)
     v = {name: torch.empty_like(value) for name, value in fast.items()}
     loss_sum = accuracy_sum = 0.0
     with record_function(f"{PROFILE_PREFIX}query passes"):
-        for t in range(n_tasks):
+        for t in range(tasks.n_tasks):
             weights = {name: _channels_last(value[t].detach()).requires_grad_() for name, value in fast.items()}
-            loss, accuracy = query_loss(weights, query_x[t], tasks.query_y[t])
-            grads = torch.autograd.grad(loss / n_tasks, list(weights.values()), allow_unused=True,
+            loss, accuracy = query_loss(network, weights, query_x[t], tasks.query_y[t])
+            grads = torch.autograd.grad(loss / n_total, list(weights.values()), allow_unused=True,
                                         materialize_grads=True)
             for name, grad in zip(weights, grads):
                 v[name][t] = grad
             loss_sum += float(loss.detach())
             accuracy_sum += float(accuracy)
     if first_order:
-        total = {name: g.sum(0) for name, g in v.items()}
-    else:
-        with record_function(f"{PROFILE_PREFIX}backward through the inner loops"):
-            grads = torch.autograd.grad(list(fast.values()), list(leaves.values()), list(v.values()),
-                                        allow_unused=True, materialize_grads=True)
-        total = dict(zip(leaves, grads))
-    return ({name: torch.empty_like(p).copy_(total[name]) for name, p in params.items()},  # the params' strides
-            loss_sum / n_tasks, accuracy_sum / n_tasks)
+        return {name: g.sum(0) for name, g in v.items()}, loss_sum, accuracy_sum
+    with record_function(f"{PROFILE_PREFIX}backward through the inner loops"):
+        grads = torch.autograd.grad(list(fast.values()), list(leaves.values()), list(v.values()),
+                                    allow_unused=True, materialize_grads=True)
+    return dict(zip(leaves, grads)), loss_sum, accuracy_sum
 
 
-def batched_accuracy(network: nn.Module, params: Params, tasks: TaskBatch, *, adapt: Adapt,
-                     logits: Callable[[Params, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Query accuracy ``[T]`` of each task after its inner loop (step 1, then the queries)."""
-    with torch.no_grad():
-        fast = _adapt_all(network, {name: p.detach() for name, p in params.items()}, tasks, adapt,
-                          second_order=False)
-        query_x = _channels_last(tasks.query_x)
-        return torch.stack([(logits({name: _channels_last(value[t]) for name, value in fast.items()},
-                                    query_x[t]).argmax(-1) == tasks.query_y[t]).float().mean()
-                            for t in range(tasks.n_tasks)])
+def _for_each_chunk(network: nn.Module, tasks: TaskBatch,
+                    run: Callable[[nn.Module, TaskBatch], Result]) -> list[Result]:
+    """``[run(network, tasks)]``, or on CPU with k = torch's intra-op thread count > 1,
+    ``run(replica i, chunk i)`` for k contiguous chunks of the tasks, on k worker threads of
+    one intra-op thread each, replica 0 being ``network`` and the others deep copies of it."""
+    workers = min(torch.get_num_threads(), tasks.n_tasks)
+    if workers > 1 and next(network.parameters()).device.type == "cpu":
+        replicas = _replicas(network, workers)
+        if replicas:
+            bounds = [i * tasks.n_tasks // workers for i in range(workers + 1)]
+            chunks = [TaskBatch(tasks.support_x[a:b], tasks.support_y[a:b], tasks.query_x[a:b], tasks.query_y[a:b],
+                                tasks.ways) for a, b in zip(bounds, bounds[1:])]
+            return on_worker_threads([functools.partial(run, replica, chunk)
+                                      for replica, chunk in zip(replicas, chunks)])
+    return [run(network, tasks)]
+
+
+def _replicas(network: nn.Module, count: int) -> list[nn.Module]:
+    """``network`` and ``count - 1`` deep copies of it, or [] (with a warning) if it cannot be copied."""
+    try:
+        return [network, *(copy.deepcopy(network) for _ in range(count - 1))]
+    except Exception as error:  # noqa: BLE001 - any failure of deepcopy means: one thread, as before
+        warnings.warn(f"the batched strategy runs its tasks on one thread: the network cannot be deep-copied "
+                      f"for its worker threads ({type(error).__name__}: {error})", stacklevel=5)
+        return []
+
+
+def on_worker_threads(calls: Sequence[Callable[[], Result]]) -> list[Result]:
+    """``[call() for call in calls]``, each call on a worker thread of its own with one
+    intra-op thread (torch's thread count is per thread); torch's setting is restored
+    afterwards, since setting a thread's own count sets torch's process-wide default too."""
+    threads = torch.get_num_threads()
+
+    def single_threaded(call: Callable[[], Result]) -> Result:
+        torch.set_num_threads(1)
+        return call()
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(calls), thread_name_prefix="metantk-tasks") as pool:
+            return list(pool.map(single_threaded, calls))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _adapt_all(network: nn.Module, params: Params, tasks: TaskBatch, adapt: Adapt, *, second_order: bool) -> Params:
@@ -94,7 +173,7 @@ def _adapt_all(network: nn.Module, params: Params, tasks: TaskBatch, adapt: Adap
     when ``second_order``."""
     with torch.enable_grad() if second_order else torch.no_grad(), _plain_batch_norm(network, second_order):
         try:
-            return torch.func.vmap(lambda x, y: adapt(params, x, y), randomness="different")(
+            return torch.func.vmap(lambda x, y: adapt(network, params, x, y), randomness="different")(
                 tasks.support_x, tasks.support_y)
         except RuntimeError as error:
             raise RuntimeError(f"the batched strategy's inner loops under torch.func.vmap failed for this network "
