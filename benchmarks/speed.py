@@ -11,10 +11,17 @@ on the same 3 tasks x (5 queries + 5 supports) of 32x32 images by
 * ``gram_cl``: the same on a copy of the network with channels_last weights (so
   channels_last activations), as the DARTS search builds its supernet.
 
-Beside them, interleaved too, ``backprop``: one forward and one backward pass of the same
-batch to its input, with no weight gradient at all. All four propagate at least this much
-(``gram`` exactly this, plus its per-sample and Gram work), so ``gram / backprop`` says how
-much is left to gain outside PyTorch's own forward and backward kernels.
+Beside them, interleaved too, two passes that score nothing:
+
+* ``backprop``: one forward and one backward pass of the same batch to its input, with no
+  weight gradient at all. All four propagate at least this much (``gram`` exactly this, plus
+  its per-sample and Gram work), so ``gram / backprop`` says how much is left to gain outside
+  PyTorch's own forward and backward kernels;
+* ``train_step``: the same forward and backward pass to the kernel's weights as well, their
+  gradients summed over the batch, as in one training step. Per-sample weight gradients take
+  the same FLOPs as the summed ones, so a method that pays no more for them than PyTorch's
+  kernels pay for the summed ones still takes this long, and ``opacus / train_step`` bounds
+  what any per-sample-gradient method on these kernels can gain over opacus.
 
 Runs are interleaved (strategy order rotates each repeat); the table gives median wall,
 CPU and system seconds and minor page faults, speed-ups against loop and opacus, the
@@ -58,6 +65,7 @@ from torch import nn
 
 from metantk_plugin.atomic_files import write_file_atomically
 from metantk_plugin.kernels import condition_number, metantk_from_kernels
+from metantk_plugin.kernels.ntk import kernel_modules
 from metantk_plugin.network_adapter import split_output
 from metantk_plugin.proxies.metantk import MetaNTK, seeded_head
 from metantk_plugin.spaces.darts_fewshot import DartsFewshotSupernet
@@ -87,7 +95,7 @@ def opacus_metantk(network: nn.Module, tasks: TaskBatch, *, seed: int = 0) -> fl
     """The official recipe: opacus per-sample gradients of g = Σ head logits, then Grams."""
     from opacus import GradSampleModule
 
-    from metantk_plugin.kernels.ntk import _WithHead, kernel_modules, split_output
+    from metantk_plugin.kernels.ntk import _WithHead
 
     x = tasks.inputs().to(next(network.parameters()).device)
     with torch.no_grad():
@@ -150,6 +158,18 @@ def backprop(network: nn.Module, tasks: TaskBatch) -> float:
         for p, flag in flags:
             p.requires_grad_(flag)
     return math.nan
+
+
+def train_step(network: nn.Module, tasks: TaskBatch) -> float:
+    """One forward and one backward pass of the batch to the kernel's weights (gradients
+    summed over the batch, as in a training step); nan."""
+    weights = [m.weight for m in kernel_modules(network).values()]
+    torch.autograd.grad(split_output(network(tasks.inputs()))[1].sum(), weights)
+    return math.nan
+
+
+PASSES = {"backprop": backprop, "train_step": train_step}
+"""The passes timed beside the strategies, which score nothing."""
 
 
 def _sync(device: torch.device) -> None:
@@ -234,7 +254,7 @@ def isolated_run(strategy: str, network_key: str, threads: int, device_name: str
     torch.set_num_threads(threads)
     net = networks()[network_key][1]().to(device)
     tasks = _tasks(device)
-    fn = {**strategies(strategy == "opacus"), "backprop": backprop}[strategy]
+    fn = {**strategies(strategy == "opacus"), **PASSES}[strategy]
     fn(net, tasks)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -308,7 +328,7 @@ def main() -> int:
     rate = matmul_gflops(device)
     skip = set(filter(None, args.skip.split(",")))
     chosen = {k: v for k, v in strategies(has_opacus).items() if k not in skip}
-    contenders = {**chosen, "backprop": backprop}
+    contenders = {**chosen, **PASSES}
     report = {
         "device": str(device), "machine": platform.processor() or platform.machine(),
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
@@ -345,7 +365,7 @@ def main() -> int:
                     peak_cuda[k] = max(peak_cuda.get(k, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
         rows = {}
         ref = statistics.median(v[2] for v in runs["gram"])
-        backprop_s = statistics.median(v[0] for v in runs.pop("backprop"))
+        backprop_s, train_step_s = (statistics.median(v[0] for v in runs.pop(k)) for k in PASSES)
         for k, values in runs.items():
             wall = statistics.median(v[0] for v in values)
             rows[k] = {"wall_s": wall, "cpu_s": statistics.median(v[1] for v in values),
@@ -360,9 +380,12 @@ def main() -> int:
         breakdown = gram_breakdown(net, tasks) if device.type == "cpu" else None
         report["networks"][name] = {"floor_s": floor_s, "gram_over_floor": rows["gram"]["wall_s"] / floor_s,
                                     "backprop_s": backprop_s, "gram_over_backprop": rows["gram"]["wall_s"] / backprop_s,
-                                    "backprop_over_floor": backprop_s / floor_s,
+                                    "backprop_over_floor": backprop_s / floor_s, "train_step_s": train_step_s,
+                                    "gram_over_train_step": rows["gram"]["wall_s"] / train_step_s,
+                                    "opacus_over_train_step": rows["opacus"]["wall_s"] / train_step_s
+                                    if "opacus" in rows else None,
                                     "strategies": rows, "gram_breakdown": breakdown}
-        _print_table(name, floor_s, backprop_s, rows)
+        _print_table(name, floor_s, backprop_s, train_step_s, rows)
         if breakdown:
             print_breakdown("gram", breakdown)
     report["peak_rss_mb"] = peak_rss_mb()
@@ -378,9 +401,13 @@ def main() -> int:
     return 0
 
 
-def _print_table(name: str, floor_s: float, backprop_s: float, rows: dict) -> None:
+def _print_table(name: str, floor_s: float, backprop_s: float, train_step_s: float, rows: dict) -> None:
     print(f"\n{name}: arithmetic floor {floor_s:.3f} s; forward + backward to the input {backprop_s:.3f} s "
           f"({backprop_s / floor_s:.1f}x the floor; gram {rows['gram']['wall_s'] / backprop_s:.2f}x that)")
+    bound = (f"; opacus {rows['opacus']['wall_s'] / train_step_s:.2f}x that, the most a per-sample method on "
+             f"these kernels can gain over opacus" if "opacus" in rows else "")
+    print(f"  a training step's forward + backward to the weights {train_step_s:.3f} s (gram "
+          f"{rows['gram']['wall_s'] / train_step_s:.2f}x that{bound})")
     print(f"{'strategy':8s} {'wall s':>8s} {'cpu s':>8s} {'sys s':>7s} {'faults':>9s} {'vs loop':>8s} "
           f"{'vs opacus':>9s} "
           f"{'rel. diff':>10s} {'CUDA GiB':>8s}")

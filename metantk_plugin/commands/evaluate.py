@@ -88,8 +88,9 @@ def add_parser(subparsers) -> None:
                                                     "val_episodes", "device"],
                             choices={"strategy": STRATEGIES, "query_precision": QUERY_PRECISIONS})
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default: 1; more threads help only on idle cores, and on busy "
-                        "cores they slow training down many times)")
+                   help="torch CPU threads (default: 1). With K > 1, maml and fomaml (strategy batched) cut each "
+                        "meta-batch into K chunks of tasks and meta-train them on K threads of their own; use "
+                        "idle cores only: on busy ones more threads slow training down")
     add_executor_arguments(p, scope="--archs: ")
     p.add_argument("--out", default=None, help="folder for checkpoint.pt, result.json and training_curve.png; "
                    "with --archs, the table FILE.h5 to create or resume (required)")
