@@ -130,7 +130,7 @@ def _for_each_chunk(network: nn.Module, tasks: TaskBatch,
     ``run(replica i, chunk i)`` for k contiguous chunks of the tasks, on k worker threads of
     one intra-op thread each, replica 0 being ``network`` and the others deep copies of it."""
     workers = min(torch.get_num_threads(), tasks.n_tasks)
-    if workers > 1 and next(network.parameters()).device.type == "cpu":
+    if workers > 1 and tasks.support_x.device.type == "cpu":
         replicas = _replicas(network, workers)
         if replicas:
             bounds = [i * tasks.n_tasks // workers for i in range(workers + 1)]
@@ -158,7 +158,8 @@ def on_worker_threads(calls: Sequence[Callable[[], Result]]) -> list[Result]:
     threads = torch.get_num_threads()
 
     def single_threaded(call: Callable[[], Result]) -> Result:
-        torch.set_num_threads(1)
+        torch.get_num_threads()  # torch sets a new thread's count from its default on first use: let it, then
+        torch.set_num_threads(1)  # override it, so that no other thread's change of the default can reach this one
         return call()
 
     try:
