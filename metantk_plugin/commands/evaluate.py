@@ -137,7 +137,8 @@ def _interrupted(args: argparse.Namespace) -> str:
         return "nothing was saved (with --out DIR, a checkpoint is kept and the same command resumes)"
     if args.archs is not None:
         return f"finished architectures are saved in {args.out}; run the same command to resume"
-    return f"the last finished iteration is checkpointed in {args.out}; run the same command to resume"
+    return (f"the run is checkpointed in {args.out} up to the last iteration it saved (after a first Ctrl-C, the "
+            f"one it finished; a second one stops at once); run the same command to resume")
 
 
 @command("evaluate", interrupted=_interrupted)
