@@ -18,8 +18,8 @@ nothing measurable and meets operations without a batching rule). The results ar
 after ``PROFILE_PREFIX``), so a profile shows where a meta-step spends its time.
 
 Threads: one task's passes are too small to split well over several threads, but the tasks
-are independent (on Omniglot's Conv-4 with 2 threads of a 2-core CPU: 1.85x one thread's
-speed this way, against 1.3-1.6x for learn2learn's per-task loop). So on CPU
+are independent (on Omniglot's Conv-4 with 2 threads of a 2-core CPU, in runs minutes apart:
+1.85x one thread's speed this way, against 1.3-1.6x for learn2learn's per-task loop). So on CPU
 with k = torch's intra-op thread count > 1, the meta-batch is cut into k contiguous chunks
 of tasks, and steps 1-3 run on each chunk on a worker thread of its own, with one intra-op
 thread and its own copy of the network (``functional_call`` swaps a module's tensors in
